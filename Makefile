@@ -1,0 +1,28 @@
+# Every install step lives here: a fresh machine needs only python3 and make.
+# torch is pinned so that pip never resolves a newer (multi-GB CUDA) build.
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH := torch==2.13.0
+
+.PHONY: install demo test lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH)" -e ".[test]"
+	touch $@
+
+demo: install
+	$(BIN)/untwine train --model betavae --beta 4 --dataset dsprites --steps 2000 --out runs/demo
+
+test: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs build src/*.egg-info

@@ -1,0 +1,24 @@
+"""untwine: disentangled representation learning, trained, measured and seen on one stack."""
+
+from untwine.config import RunConfig, resolve_config
+from untwine.data import GroundTruthDataset, load_dataset
+from untwine.errors import UntwineError
+from untwine.models import create_model
+from untwine.runs import load_run, read_config
+from untwine.train import train
+from untwine.viz import traverse
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GroundTruthDataset",
+    "RunConfig",
+    "UntwineError",
+    "create_model",
+    "load_dataset",
+    "load_run",
+    "read_config",
+    "resolve_config",
+    "train",
+    "traverse",
+]

@@ -1,0 +1,5 @@
+"""The one exception type for user mistakes: the CLI prints it as one line and exits 2."""
+
+
+class UntwineError(ValueError):
+    """a wrong name, value, path or file; the message says what is accepted."""
