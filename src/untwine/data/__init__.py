@@ -1,0 +1,6 @@
+"""Datasets: the ground-truth interface and every registered dataset."""
+
+from untwine.data import dsprites
+from untwine.data.base import DATASETS, GroundTruthDataset, data_root, load_dataset, to_tensor
+
+__all__ = ["DATASETS", "GroundTruthDataset", "data_root", "dsprites", "load_dataset", "to_tensor"]

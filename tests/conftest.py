@@ -1,0 +1,49 @@
+"""Shared fixtures: tiny configs and a CLI runner that drives `untwine` as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from untwine.config import apply_overrides, resolve_config
+
+
+def tiny_config(**overrides):
+    """A run small enough for a test: few steps, small batches, frequent logs and checkpoints."""
+    base = {
+        "train.steps": 20,
+        "train.batch_size": 8,
+        "train.log_every": 5,
+        "train.checkpoint_every": 10,
+        "train.device": "cpu",
+        "model.latent_dim": 4,
+    }
+    base.update(overrides)
+    return resolve_config(apply_overrides({}, [f"{k}={v}" for k, v in base.items()]))
+
+
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
+    """Run `python -m untwine ARGS` in a subprocess and return its result."""
+    result = subprocess.run(
+        [sys.executable, "-m", "untwine", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"untwine {' '.join(args)} failed:\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(autouse=True)
+def isolated_data_root(tmp_path, monkeypatch):
+    """No test reads or writes the user's real data root."""
+    monkeypatch.setenv("UNTWINE_DATA", str(tmp_path / "data"))

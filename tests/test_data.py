@@ -1,0 +1,146 @@
+"""The procedural and official dSprites: grid, index order, rendering invariants, file loading."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from untwine.data import load_dataset, to_tensor
+from untwine.data.dsprites import OFFICIAL_FILE
+from untwine.errors import UntwineError
+
+DSPRITES = load_dataset("dsprites")
+
+
+def test_grid_matches_the_official_one():
+    assert DSPRITES.factor_names == ("shape", "scale", "orientation", "position_x", "position_y")
+    assert DSPRITES.factor_sizes == (3, 6, 40, 32, 32)
+    assert len(DSPRITES) == 737_280
+    assert DSPRITES.observation_shape == (1, 64, 64)
+
+
+def test_index_order_is_c_order_over_the_factors():
+    factors = DSPRITES.index_to_factors(
+        np.array([0, 1, 32, 1024, 40 * 1024, 6 * 40 * 1024, 737_279])
+    )
+    np.testing.assert_array_equal(
+        factors,
+        [
+            [0, 0, 0, 0, 0],
+            [0, 0, 0, 0, 1],
+            [0, 0, 0, 1, 0],
+            [0, 0, 1, 0, 0],
+            [0, 1, 0, 0, 0],
+            [1, 0, 0, 0, 0],
+            [2, 5, 39, 31, 31],
+        ],
+    )
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(0, 737_279), min_size=1, max_size=20))
+def test_index_and_factors_round_trip(indices):
+    indices = np.array(indices)
+    np.testing.assert_array_equal(
+        DSPRITES.factors_to_index(DSPRITES.index_to_factors(indices)), indices
+    )
+
+
+def _image(shape=0, scale=5, orientation=0, x=10, y=10):
+    return DSPRITES.observations_from_factors(np.array([[shape, scale, orientation, x, y]]))[
+        0, ..., 0
+    ]
+
+
+@pytest.mark.parametrize("shape", [0, 1, 2])
+def test_one_position_step_moves_the_sprite_one_pixel(shape):
+    here = _image(shape=shape, orientation=7, x=10, y=20)
+    right = _image(shape=shape, orientation=7, x=11, y=20)
+    down = _image(shape=shape, orientation=7, x=10, y=21)
+    np.testing.assert_array_equal(np.roll(here, 1, axis=1), right)
+    np.testing.assert_array_equal(np.roll(here, 1, axis=0), down)
+
+
+def test_every_sprite_is_non_empty_and_stays_inside_the_frame():
+    corners = [(0, 0), (0, 31), (31, 0), (31, 31)]
+    factors = np.array(
+        [[s, c, o, x, y] for s in range(3) for c in range(6) for o in range(40) for x, y in corners]
+    )
+    images = DSPRITES.observations_from_factors(factors)[..., 0]
+    assert (images.reshape(len(images), -1).max(axis=1) == 255).all()
+    border = np.concatenate(
+        [images[:, 0], images[:, -1], images[:, :, 0], images[:, :, -1]], axis=1
+    )
+    assert border.max() == 0
+
+
+def test_images_are_binary_uint8_and_a_pure_function_of_the_factors():
+    indices = np.random.default_rng(0).integers(0, len(DSPRITES), 64)
+    first, second = DSPRITES.images(indices), load_dataset("dsprites").images(indices)
+    assert first.dtype == np.uint8 and set(np.unique(first)) <= {0, 255}
+    np.testing.assert_array_equal(first, second)
+
+
+def test_scale_grows_the_sprite_and_orientation_turns_it():
+    areas = [(_image(scale=s) > 0).sum() for s in range(6)]
+    assert areas == sorted(areas) and areas[0] < areas[-1] / 2.5
+    assert not np.array_equal(_image(shape=0, orientation=0), _image(shape=0, orientation=3))
+    # orientation runs over [0, 2π] with both ends included, as in the official file
+    np.testing.assert_array_equal(_image(shape=2, orientation=0), _image(shape=2, orientation=39))
+
+
+def test_the_whole_grid_costs_almost_no_memory():
+    assert DSPRITES._sprites.nbytes < 1_000_000
+
+
+def test_to_tensor_gives_float_chw_in_unit_range():
+    x = to_tensor(DSPRITES.images(np.arange(4)))
+    assert x.shape == (4, 1, 64, 64) and x.dtype == torch.float32
+    assert float(x.min()) == 0.0 and float(x.max()) == 1.0
+
+
+def _write_official(path, sizes=(3, 2, 2, 2, 2)):
+    """A small file with the official keys and layout, over a reduced grid."""
+    classes = np.stack(np.unravel_index(np.arange(np.prod(sizes)), sizes), axis=1)
+    classes = np.concatenate([np.zeros((len(classes), 1), int), classes], axis=1)
+    imgs = DSPRITES.observations_from_factors(classes[:, 1:])[..., 0] // 255
+    np.savez_compressed(
+        path,
+        imgs=imgs.astype(np.uint8),
+        latents_classes=classes,
+        latents_values=classes.astype(float),
+    )
+    return imgs
+
+
+def test_official_file_is_read_into_a_packed_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNTWINE_DATA", str(tmp_path))
+    imgs = _write_official(tmp_path / OFFICIAL_FILE)
+    dataset = load_dataset("dsprites-official")
+    assert dataset.factor_sizes == (3, 2, 2, 2, 2) and len(dataset) == 48
+    np.testing.assert_array_equal(dataset.images(np.arange(48))[..., 0], imgs * 255)
+    assert list((tmp_path / "cache").glob("*.bits.npy"))
+    again = load_dataset("dsprites-official")  # from the cache
+    np.testing.assert_array_equal(again.images(np.array([5, 7])), dataset.images(np.array([5, 7])))
+
+
+def test_official_file_missing_says_where_to_put_it(tmp_path):
+    with pytest.raises(UntwineError, match=r"not found.*dsprites-dataset"):
+        load_dataset("dsprites-official", path=str(tmp_path / "nope.npz"))
+
+
+def test_official_file_with_a_missing_key_or_bad_order_is_refused(tmp_path):
+    np.savez(tmp_path / "a.npz", imgs=np.zeros((2, 64, 64), np.uint8))
+    with pytest.raises(UntwineError, match="latents_classes"):
+        load_dataset("dsprites-official", path=str(tmp_path / "a.npz"))
+    classes = np.zeros((4, 6), int)
+    classes[:, 5] = [1, 0, 2, 3]
+    np.savez(tmp_path / "b.npz", imgs=np.zeros((4, 64, 64), np.uint8), latents_classes=classes)
+    with pytest.raises(UntwineError, match="C-order"):
+        load_dataset("dsprites-official", path=str(tmp_path / "b.npz"))
+    (tmp_path / "c.npz").write_text("not a zip")
+    with pytest.raises(UntwineError, match="cannot read"):
+        load_dataset("dsprites-official", path=str(tmp_path / "c.npz"))
