@@ -1,0 +1,105 @@
+"""The abstract VAE: encoder, decoder, ELBO. Each method adds one regulariser in its own file."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from untwine.errors import UntwineError
+from untwine.losses import kl_normal, reconstruction
+from untwine.nn import build_backbone
+from untwine.registry import Registry
+
+MODELS = Registry("model", section="model")
+
+
+@dataclass(frozen=True)
+class Posterior:
+    """One batch's Gaussian posterior q(z|x) and a sample from it."""
+
+    mu: torch.Tensor  # (B, D)
+    logvar: torch.Tensor  # (B, D)
+    z: torch.Tensor  # (B, D)
+    kl_per_dim: torch.Tensor  # (D,) KL to N(0, I), mean over batch
+
+
+class VAEBase(nn.Module, ABC):
+    """Gaussian posterior, N(0, I) prior; the loss is reconstruction + `regularizer(...)`.
+
+    Subclasses are final and override `regularizer` only, returning the penalty that replaces
+    the plain KL term and the named terms to log.
+    """
+
+    config: dict[str, Any]
+
+    def __init__(
+        self,
+        observation_shape: tuple[int, ...],
+        latent_dim: int = 10,
+        arch: Literal["conv64"] = "conv64",
+        likelihood: Literal["bernoulli"] = "bernoulli",
+    ) -> None:
+        super().__init__()
+        if len(observation_shape) != 3 or min(observation_shape) < 1:
+            raise UntwineError(
+                f"model.observation_shape must be (C, H, W), got {observation_shape}"
+            )
+        if latent_dim < 1:
+            raise UntwineError(f"model.latent_dim must be at least 1, got {latent_dim}")
+        self.observation_shape = tuple(observation_shape)
+        self.latent_dim = latent_dim
+        self.likelihood = likelihood
+        self.encoder, self.decoder = build_backbone(arch, self.observation_shape, latent_dim)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and log-variance, each (B, D), for images (B, C, H, W) in [0, 1]."""
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        return mu, logvar
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Decoder output for latents (B, D): logits for Bernoulli, means otherwise."""
+        return self.decoder(z)
+
+    def mean_image(self, z: torch.Tensor) -> torch.Tensor:
+        """The expected image E[x|z] in [0, 1], (B, C, H, W)."""
+        return torch.sigmoid(self.decode(z))
+
+    @torch.no_grad()
+    def representation(self, x: torch.Tensor) -> torch.Tensor:
+        """The posterior mean (B, D): what metrics and traversals read."""
+        return self.encode(x)[0]
+
+    def loss(self, x: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        """`loss` to minimise plus every named term; scalars, except `kl_per_dim` (D,)."""
+        mu, logvar = self.encode(x)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)  # reparameterisation
+        recon = reconstruction(self.decode(z), x, self.likelihood)
+        kl_per_dim = kl_normal(mu, logvar).mean(0)  # (D,)
+        penalty, terms = self.regularizer(Posterior(mu, logvar, z, kl_per_dim), step)
+        return {
+            "loss": recon + penalty,
+            "recon": recon,
+            "kl": kl_per_dim.sum(),
+            **terms,
+            "kl_per_dim": kl_per_dim,
+        }
+
+    @abstractmethod
+    def regularizer(
+        self, posterior: Posterior, step: int
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The term added to the reconstruction loss, and any extra named terms to log."""
+
+
+def create_model(name: str, **options: Any) -> VAEBase:
+    """Build a registered model, e.g. `create_model("betavae", observation_shape=(1, 64, 64))`."""
+    params = MODELS.resolve(name, options)
+    if "observation_shape" not in params:
+        raise UntwineError("model.observation_shape is required (it is set from the dataset)")
+    model = MODELS.get(name)(**params)
+    model.config = {"name": name, **params}
+    return model

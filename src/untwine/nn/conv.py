@@ -1,0 +1,54 @@
+"""The reference study's 64x64 convolutional encoder and decoder (Locatello et al. 2019)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Conv64Encoder(nn.Module):
+    """Stride-2 convs: 32, 32, 64, 64 filters (kernels 4, 4, 2, 2), dense 256, `out_dim` outputs."""
+
+    def __init__(self, in_channels: int, out_dim: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, 32, 4, stride=2, padding=1),  # (B, 32, 32, 32); "same"
+            nn.ReLU(),
+            nn.Conv2d(32, 32, 4, stride=2, padding=1),  # (B, 32, 16, 16)
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 2, stride=2),  # (B, 64, 8, 8)
+            nn.ReLU(),
+            nn.Conv2d(64, 64, 2, stride=2),  # (B, 64, 4, 4)
+            nn.ReLU(),
+            nn.Flatten(),  # (B, 1024)
+            nn.Linear(1024, 256),
+            nn.ReLU(),
+            nn.Linear(256, out_dim),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Conv64Decoder(nn.Module):
+    """Dense 256, dense 4x4x64, 4x4 stride-2 transposed convs (64, 32, 32, C): 64x64 outputs."""
+
+    def __init__(self, latent_dim: int, out_channels: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(latent_dim, 256),
+            nn.ReLU(),
+            nn.Linear(256, 1024),
+            nn.ReLU(),
+            nn.Unflatten(1, (64, 4, 4)),
+            nn.ConvTranspose2d(64, 64, 4, stride=2, padding=1),  # (B, 64, 8, 8)
+            nn.ReLU(),
+            nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1),  # (B, 32, 16, 16)
+            nn.ReLU(),
+            nn.ConvTranspose2d(32, 32, 4, stride=2, padding=1),  # (B, 32, 32, 32)
+            nn.ReLU(),
+            nn.ConvTranspose2d(32, out_channels, 4, stride=2, padding=1),  # (B, C, 64, 64)
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
