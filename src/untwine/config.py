@@ -1,0 +1,150 @@
+"""RunConfig: data, model and train sections; YAML in and out; dotted overrides; validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from untwine.data import DATASETS
+from untwine.errors import UntwineError
+from untwine.models import MODELS
+from untwine.registry import Registry, coerce
+
+SECTIONS = ("data", "model", "train")
+
+
+@dataclass(frozen=True)
+class ComponentConfig:
+    """A registered component by name, with its resolved options."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **self.options}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How the trainer runs: budget, optimiser, seed, device, logging and checkpoint cadence."""
+
+    steps: int = 20000
+    batch_size: int = 64
+    lr: float = 1e-4
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    log_every: int = 50
+    checkpoint_every: int = 500
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise UntwineError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise UntwineError(f"train.lr must be positive, got {self.lr}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs; `to_dict()` is what `config.yaml` holds."""
+
+    data: ComponentConfig
+    model: ComponentConfig
+    train: TrainConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "data": self.data.to_dict(),
+            "model": self.model.to_dict(),
+            "train": dataclasses.asdict(self.train),
+        }
+
+
+def resolve_config(raw: dict[str, Any]) -> RunConfig:
+    """Validate a nested dict (from YAML and overrides) and fill every default."""
+    if not isinstance(raw, dict):
+        raise UntwineError("a config must be a mapping with sections data, model, train")
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise UntwineError(
+            f"unknown config section {unknown[0]!r}; accepted: {', '.join(SECTIONS)}"
+        )
+    sections = {key: _section(raw, key) for key in SECTIONS}
+    return RunConfig(
+        data=_component(DATASETS, sections["data"], default="dsprites"),
+        model=_component(MODELS, sections["model"], default="betavae"),
+        train=_train(sections["train"]),
+    )
+
+
+def _section(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    value = raw.get(key) or {}
+    if not isinstance(value, dict):
+        raise UntwineError(f"config section {key!r} must be a mapping, got {value!r}")
+    return dict(value)
+
+
+def _component(registry: Registry, section: dict[str, Any], default: str) -> ComponentConfig:
+    name = section.pop("name", default)
+    if not isinstance(name, str):
+        raise UntwineError(f"{registry.section}.name must be a string, got {name!r}")
+    return ComponentConfig(name, registry.resolve(name, section))
+
+
+def _train(section: dict[str, Any]) -> TrainConfig:
+    hints = typing.get_type_hints(TrainConfig)
+    unknown = sorted(set(section) - set(hints))
+    if unknown:
+        raise UntwineError(f"unknown option {unknown[0]!r} for train; accepted: {', '.join(hints)}")
+    return TrainConfig(**{k: coerce(v, hints[k], f"train.{k}") for k, v in section.items()})
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML mapping from a file, or a one-line error saying what is wrong with it."""
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise UntwineError(f"cannot read config file {path}: {error.strerror}") from None
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise UntwineError(f"config file {path} is not valid YAML{where}") from None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UntwineError(f"config file {path} must hold a mapping, got {type(value).__name__}")
+    return value
+
+
+def write_yaml(config: RunConfig) -> str:
+    """The config as YAML text, sections in data flow order."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `section.key=value` strings (values parsed as YAML) to a nested dict copy."""
+    result = {key: dict(value or {}) for key, value in raw.items()}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        section, dot, option = key.strip().partition(".")
+        if not sep or not dot or not option:
+            raise UntwineError(
+                f"override {item!r} must look like section.key=value, e.g. model.beta=6"
+            )
+        if section not in SECTIONS:
+            raise UntwineError(
+                f"unknown config section {section!r} in {item!r}; accepted: {', '.join(SECTIONS)}"
+            )
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        result.setdefault(section, {})[option] = value
+    return result

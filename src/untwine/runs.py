@@ -1,0 +1,102 @@
+"""The run directory: config.yaml, model.safetensors, state.pt, log.jsonl, figures/."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save
+
+from untwine.config import RunConfig, read_yaml, resolve_config, write_yaml
+from untwine.errors import UntwineError
+from untwine.models import VAEBase, create_model
+
+CONFIG = "config.yaml"
+WEIGHTS = "model.safetensors"
+STATE = "state.pt"
+LOG = "log.jsonl"
+FIGURES = "figures"
+RUN_FILES = (CONFIG, WEIGHTS, STATE, LOG)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, fsync, then rename: a kill leaves old or new."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(tmp, path)
+
+
+def save_config(run_dir: Path, config: RunConfig) -> None:
+    atomic_write(run_dir / CONFIG, write_yaml(config).encode())
+
+
+def read_config(run_dir: str | Path) -> RunConfig:
+    """The resolved config of a run directory."""
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise UntwineError(f"{run_dir} is not an untwine run (no {CONFIG})")
+    return resolve_config(read_yaml(path))
+
+
+def save_weights(run_dir: Path, model: VAEBase, step: int) -> None:
+    """Weights as safetensors (never pickle), with the step in the metadata."""
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    atomic_write(run_dir / WEIGHTS, save(tensors, metadata={"step": str(step)}))
+
+
+def save_state(run_dir: Path, state: dict[str, Any]) -> None:
+    """Trainer state (weights, optimiser, RNG, step) in one file, so a resume is consistent."""
+    tmp = run_dir / f".{STATE}.tmp{os.getpid()}"
+    torch.save(state, tmp)
+    with open(tmp, "rb") as file:
+        os.fsync(file.fileno())
+    os.replace(tmp, run_dir / STATE)
+
+
+def load_state(run_dir: Path, device: torch.device) -> dict[str, Any] | None:
+    """The trainer state, loaded with `weights_only=True`, or None if there is none yet."""
+    path = run_dir / STATE
+    return torch.load(path, map_location=device, weights_only=True) if path.is_file() else None
+
+
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> VAEBase:
+    """Rebuild a run's model from `config.yaml` and `model.safetensors`, in eval mode."""
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    if not (run_dir / WEIGHTS).is_file():
+        raise UntwineError(f"{run_dir} has no {WEIGHTS} yet: training has not saved a checkpoint")
+    model = create_model(config.model.name, **config.model.options)
+    model.load_state_dict(load_file(run_dir / WEIGHTS))
+    return model.to(device).eval()
+
+
+def append_log(run_dir: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line to log.jsonl."""
+    with open(run_dir / LOG, "a") as file:
+        file.write(json.dumps(record) + "\n")
+
+
+def read_log(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Every complete line of log.jsonl; a line cut short by a kill is skipped."""
+    path = Path(run_dir) / LOG
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def truncate_log(run_dir: Path, step: int) -> None:
+    """Drop log lines past `step` (work after the last checkpoint is redone on resume)."""
+    kept = [r for r in read_log(run_dir) if r.get("step", 0) <= step]
+    atomic_write(run_dir / LOG, "".join(json.dumps(r) + "\n" for r in kept).encode())

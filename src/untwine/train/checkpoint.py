@@ -1,0 +1,49 @@
+"""What a checkpoint holds and how training state is restored from it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from untwine import runs
+from untwine.models import VAEBase
+
+
+def capture(
+    step: int, model: VAEBase, optimizer: torch.optim.Optimizer, sampler: torch.Generator
+) -> dict[str, Any]:
+    """Everything needed to continue exactly: weights, optimiser, both RNG streams, step."""
+    state = {
+        "step": step,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "sampler_rng": sampler.get_state(),
+        "torch_rng": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore(
+    state: dict[str, Any],
+    model: VAEBase,
+    optimizer: torch.optim.Optimizer,
+    sampler: torch.Generator,
+) -> int:
+    """Load a captured state into live objects; returns the step to continue from."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    sampler.set_state(state["sampler_rng"].cpu())
+    torch.set_rng_state(state["torch_rng"].cpu())
+    if "cuda_rng" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+    return int(state["step"])
+
+
+def save(run_dir: Path, state: dict[str, Any], model: VAEBase) -> None:
+    """Write the trainer state, then the deliverable weights; each write is atomic."""
+    runs.save_state(run_dir, state)
+    runs.save_weights(run_dir, model, state["step"])

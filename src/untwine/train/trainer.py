@@ -1,0 +1,217 @@
+"""The training loop: the only one. It never asks which model it runs."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from untwine import runs
+from untwine.config import RunConfig
+from untwine.data import GroundTruthDataset, load_dataset, to_tensor
+from untwine.errors import UntwineError
+from untwine.models import VAEBase, create_model
+from untwine.train import checkpoint
+
+# Options that may change between a run and its resume without changing its results.
+RESUMABLE_CHANGES = ("steps", "device", "log_every", "checkpoint_every")
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA when present; asking for CUDA without one is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UntwineError(
+            "device cuda was asked for, but torch sees no CUDA device; use cpu or auto"
+        )
+    return torch.device(name)
+
+
+def sample_batch(
+    dataset: GroundTruthDataset, size: int, generator: torch.Generator, device: torch.device
+) -> torch.Tensor:
+    """A batch of images drawn uniformly with replacement, as float (B, C, H, W) on `device`."""
+    indices = torch.randint(len(dataset), (size,), generator=generator).numpy()
+    return to_tensor(dataset.images(indices), device)
+
+
+def build(config: RunConfig, dataset: GroundTruthDataset) -> tuple[RunConfig, VAEBase]:
+    """The model for `config` on `dataset`, and the config with the data's shape filled in."""
+    shape = list(dataset.observation_shape)
+    given = config.model.options.get("observation_shape")
+    if given is not None and list(given) != shape:
+        raise UntwineError(
+            f"model.observation_shape {list(given)} does not match the data's {shape}"
+        )
+    options = {**config.model.options, "observation_shape": shape}
+    model = create_model(config.model.name, **options)
+    return replace(config, model=replace(config.model, options=options)), model
+
+
+def train(
+    config: RunConfig, run_dir: str | Path, *, force: bool = False, progress: bool = True
+) -> Path:
+    """Train `config` into `run_dir`, resuming from its checkpoint if one is there.
+
+    A finished run is left as it is; `force=True` deletes the run's files and starts over.
+    Returns the run directory.
+    """
+    run_dir = Path(run_dir)
+    previous = _prepare_run_dir(run_dir, config, force)
+    device = resolve_device(config.train.device)
+    dataset = load_dataset(config.data.name, **config.data.options)
+    torch.manual_seed(config.train.seed)
+    config, model = build(config, dataset)
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
+    sampler = torch.Generator().manual_seed(config.train.seed)
+
+    state = runs.load_state(run_dir, device) if previous is not None else None
+    start = checkpoint.restore(state, model, optimizer, sampler) if state else 0
+    if start > config.train.steps:
+        raise UntwineError(
+            f"{run_dir} is already at step {start}, past train.steps={config.train.steps}"
+        )
+    runs.save_config(run_dir, config)
+    if start == config.train.steps:
+        return run_dir
+    runs.truncate_log(run_dir, start)
+
+    cfg = config.train
+    bar = tqdm(
+        total=cfg.steps,
+        initial=start,
+        unit="step",
+        desc=run_dir.name,
+        disable=not progress,
+        dynamic_ncols=True,
+        mininterval=0.5,
+    )
+    model.train()
+    log = _LogAccumulator(cfg.batch_size)
+    with _deferred_interrupt() as interrupted, bar:
+        for step in range(start, cfg.steps):
+            x = sample_batch(dataset, cfg.batch_size, sampler, device)
+            terms = model.loss(x, step)
+            optimizer.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            optimizer.step()
+
+            done = step + 1
+            log.add(terms)
+            bar.update(1)
+            if done % cfg.log_every == 0 or done == cfg.steps:
+                record = log.flush(done)
+                runs.append_log(run_dir, record)
+                bar.set_postfix(_postfix(record), refresh=False)
+            if done % cfg.checkpoint_every == 0 or done == cfg.steps or interrupted.is_set():
+                state = checkpoint.capture(done, model, optimizer, sampler)
+                checkpoint.save(run_dir, state, model)
+            if interrupted.is_set() and done < cfg.steps:
+                raise TrainingInterrupted(done)
+    return run_dir
+
+
+class _LogAccumulator:
+    """Sums each loss term on its device (no sync per step) and reports means per log line."""
+
+    def __init__(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self._reset()
+
+    def _reset(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+        self.tick = time.perf_counter()
+
+    def add(self, terms: dict[str, torch.Tensor]) -> None:
+        for name, value in terms.items():
+            self.sums[name] = self.sums.get(name, 0) + value.detach()
+        self.count += 1
+
+    def flush(self, step: int) -> dict[str, float | list[float]]:
+        elapsed = time.perf_counter() - self.tick
+        record = {
+            "step": step,
+            **{k: _round((v / self.count).tolist()) for k, v in self.sums.items()},
+        }
+        record["images_per_s"] = round(self.count * self.batch_size / elapsed, 1)
+        self._reset()
+        return record
+
+
+def _round(value: float | list[float]) -> float | list[float]:
+    """Six significant digits: plenty for a log, and it keeps log.jsonl readable."""
+    if isinstance(value, list):
+        return [float(f"{v:.6g}") for v in value]
+    return float(f"{value:.6g}")
+
+
+def _postfix(record: dict) -> dict[str, str]:
+    """The scalar terms of a log record, short, for the progress bar."""
+    return {k: f"{v:.4g}" for k, v in record.items() if isinstance(v, float)}
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C arrived; the step in progress finished and a checkpoint was saved."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"interrupted after step {step}; checkpoint saved")
+        self.step = step
+
+
+@contextlib.contextmanager
+def _deferred_interrupt() -> Iterator[threading.Event]:
+    """Turn SIGINT into a flag the loop reads between steps, so no step is left half-done."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: flag.set())
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _prepare_run_dir(run_dir: Path, config: RunConfig, force: bool) -> RunConfig | None:
+    """Create `run_dir`, or check that it holds this same run; returns its saved config if any."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UntwineError(f"output path {run_dir} is a file; give a directory for the run")
+    if force:
+        for name in runs.RUN_FILES:
+            (run_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(run_dir / runs.FIGURES, ignore_errors=True)
+    if not (run_dir / runs.CONFIG).is_file():
+        if run_dir.is_dir() and any(run_dir.iterdir()):
+            raise UntwineError(f"{run_dir} exists and is not an untwine run; choose another --out")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return None
+    previous = runs.read_config(run_dir)
+    _check_same_run(run_dir, previous, config)
+    return previous
+
+
+def _check_same_run(run_dir: Path, previous: RunConfig, config: RunConfig) -> None:
+    """A resume must not change what is being trained; say which option differs."""
+    old, new = previous.to_dict(), config.to_dict()
+    old["model"].pop("observation_shape", None)
+    new["model"].pop("observation_shape", None)
+    for section in ("data", "model", "train"):
+        for key in sorted(set(old[section]) | set(new[section])):
+            if section == "train" and key in RESUMABLE_CHANGES:
+                continue
+            if old[section].get(key) != new[section].get(key):
+                raise UntwineError(
+                    f"{run_dir} holds a run with {section}.{key}={old[section].get(key)!r}, "
+                    f"not {new[section].get(key)!r}; use --force to start over or another --out"
+                )

@@ -1,0 +1,72 @@
+"""Config resolution: defaults filled, overrides applied, mistakes caught at the door."""
+
+from __future__ import annotations
+
+import pytest
+
+from untwine.config import apply_overrides, read_yaml, resolve_config, write_yaml
+from untwine.errors import UntwineError
+
+
+def test_an_empty_config_resolves_to_complete_defaults():
+    config = resolve_config({}).to_dict()
+    assert config["data"] == {"name": "dsprites"}
+    assert config["model"] == {
+        "name": "betavae",
+        "latent_dim": 10,
+        "arch": "conv64",
+        "likelihood": "bernoulli",
+        "beta": 4.0,
+    }
+    assert config["train"]["steps"] == 20000 and config["train"]["lr"] == 1e-4
+
+
+def test_overrides_parse_values_as_yaml_including_exponents():
+    raw = apply_overrides(
+        {"model": {"name": "betavae"}}, ["model.beta=6", "train.lr=5e-4", "train.device=cpu"]
+    )
+    config = resolve_config(raw)
+    assert config.model.options["beta"] == 6.0 and config.train.lr == 5e-4
+    assert config.train.device == "cpu"
+
+
+def test_yaml_round_trip_gives_the_same_config(tmp_path):
+    config = resolve_config(apply_overrides({}, ["model.name=vae", "train.steps=7"]))
+    (tmp_path / "c.yaml").write_text(write_yaml(config))
+    assert resolve_config(read_yaml(tmp_path / "c.yaml")) == config
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"optimizer": {}}, "unknown config section 'optimizer'"),
+        ({"train": {"stepz": 5}}, "unknown option 'stepz' for train"),
+        ({"train": {"steps": -5}}, "train.steps must be at least 1"),
+        ({"train": {"lr": 0}}, "train.lr must be positive"),
+        ({"train": {"device": "tpu"}}, "train.device must be one of auto, cpu, cuda"),
+        ({"model": {"name": "vae", "beta": 4}}, "unknown option 'beta' for model 'vae'"),
+        ({"model": {"name": "gan"}}, "unknown model 'gan'; available: betavae, vae"),
+        ({"data": {"name": "mnist"}}, "unknown dataset 'mnist'"),
+        ({"model": [1, 2]}, "section 'model' must be a mapping"),
+    ],
+)
+def test_mistakes_are_named_precisely(raw, message):
+    with pytest.raises(UntwineError, match=message):
+        resolve_config(raw)
+
+
+@pytest.mark.parametrize("item", ["beta=4", "model.beta", "=4", "optim.lr=1"])
+def test_malformed_overrides_are_refused(item):
+    with pytest.raises(UntwineError):
+        apply_overrides({}, [item])
+
+
+def test_unreadable_or_invalid_yaml_is_a_user_error(tmp_path):
+    with pytest.raises(UntwineError, match="cannot read config file"):
+        read_yaml(tmp_path / "missing.yaml")
+    (tmp_path / "bad.yaml").write_text("train: [steps: 3\n")
+    with pytest.raises(UntwineError, match="not valid YAML"):
+        read_yaml(tmp_path / "bad.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(UntwineError, match="must hold a mapping"):
+        read_yaml(tmp_path / "list.yaml")

@@ -1,0 +1,147 @@
+"""The trainer: run directory contents, exact resume after a kill, finished runs left alone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import untwine
+from tests.conftest import tiny_config
+from untwine import runs
+from untwine.errors import UntwineError
+
+TINY_CLI = [
+    "--steps",
+    "200",
+    "--batch-size",
+    "8",
+    "--latent-dim",
+    "3",
+    "--device",
+    "cpu",
+    "--no-progress",
+    "train.checkpoint_every=10",
+    "train.log_every=10",
+]
+
+
+def test_a_run_directory_holds_config_weights_state_and_log(tmp_path):
+    run_dir = untwine.train(tiny_config(), tmp_path / "run", progress=False)
+    assert {p.name for p in run_dir.iterdir()} >= {
+        "config.yaml",
+        "model.safetensors",
+        "state.pt",
+        "log.jsonl",
+    }
+    config = runs.read_config(run_dir).to_dict()
+    assert list(config["model"]["observation_shape"]) == [1, 64, 64]
+    log = runs.read_log(run_dir)
+    assert [r["step"] for r in log] == [5, 10, 15, 20]
+    assert {"loss", "recon", "kl", "kl_per_dim", "images_per_s"} <= set(log[0])
+    assert len(log[0]["kl_per_dim"]) == 4
+    state = torch.load(run_dir / "state.pt", weights_only=True)
+    assert state["step"] == 20
+
+
+def test_load_run_gives_a_model_whose_representation_is_the_posterior_mean(tmp_path):
+    run_dir = untwine.train(tiny_config(), tmp_path / "run", progress=False)
+    model = untwine.load_run(run_dir)
+    x = torch.rand(5, 1, 64, 64)
+    torch.testing.assert_close(model.representation(x), model.encode(x)[0])
+    assert model.representation(x).shape == (5, 4)
+
+
+def test_same_seed_same_weights(tmp_path):
+    a = untwine.train(tiny_config(), tmp_path / "a", progress=False)
+    b = untwine.train(tiny_config(), tmp_path / "b", progress=False)
+    _assert_same_weights(a, b)
+
+
+def test_a_finished_run_is_not_retrained_and_force_starts_over(tmp_path):
+    run_dir = untwine.train(tiny_config(), tmp_path / "run", progress=False)
+    stamp = (run_dir / "model.safetensors").stat().st_mtime_ns
+    untwine.train(tiny_config(), run_dir, progress=False)
+    assert (run_dir / "model.safetensors").stat().st_mtime_ns == stamp
+    untwine.train(tiny_config(), run_dir, force=True, progress=False)
+    assert (run_dir / "model.safetensors").stat().st_mtime_ns != stamp
+    assert [r["step"] for r in runs.read_log(run_dir)] == [5, 10, 15, 20]
+
+
+def test_more_steps_continue_a_finished_run(tmp_path):
+    untwine.train(tiny_config(**{"train.steps": 10}), tmp_path / "a", progress=False)
+    untwine.train(tiny_config(), tmp_path / "a", progress=False)
+    untwine.train(tiny_config(), tmp_path / "b", progress=False)
+    _assert_same_weights(tmp_path / "a", tmp_path / "b")
+
+
+def test_resuming_with_a_different_config_is_refused(tmp_path):
+    untwine.train(tiny_config(), tmp_path / "run", progress=False)
+    with pytest.raises(UntwineError, match=r"model.beta=4.0, not 2.0; use --force"):
+        untwine.train(tiny_config(**{"model.beta": 2}), tmp_path / "run", progress=False)
+
+
+def test_an_output_path_that_is_a_file_or_a_foreign_folder_is_refused(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UntwineError, match="is a file"):
+        untwine.train(tiny_config(), tmp_path / "file", progress=False)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "notes.txt").write_text("mine")
+    with pytest.raises(UntwineError, match="not an untwine run"):
+        untwine.train(tiny_config(), tmp_path / "folder", progress=False)
+
+
+def _start(run_dir):
+    return subprocess.Popen(
+        [sys.executable, "-m", "untwine", "train", "--out", str(run_dir), *TINY_CLI],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for_checkpoint(process, run_dir):
+    deadline = time.monotonic() + 120
+    while not (run_dir / "state.pt").exists():
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline, "no checkpoint within 120 s"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_killed_then_resumed_equals_uninterrupted(tmp_path, sig):
+    """The README's promise: run the same command again after a kill, get the same weights."""
+    interrupted = tmp_path / "interrupted"
+    process = _start(interrupted)
+    _wait_for_checkpoint(process, interrupted)
+    os.kill(process.pid, sig)
+    _, stderr = process.communicate(timeout=60)
+    if sig == signal.SIGINT:
+        assert process.returncode == 130 and "run the same command again to resume" in stderr
+    step = torch.load(interrupted / "state.pt", weights_only=True)["step"]
+    assert 10 <= step < 200, "the kill came too late to test a resume"
+
+    for run_dir in (interrupted, tmp_path / "straight"):
+        result = subprocess.run(
+            [sys.executable, "-m", "untwine", "train", "--out", str(run_dir), *TINY_CLI],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+    _assert_same_weights(interrupted, tmp_path / "straight")
+    steps = [r["step"] for r in runs.read_log(interrupted)]
+    assert steps == sorted(set(steps)) and steps[-1] == 200
+
+
+def _assert_same_weights(a, b):
+    wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key
