@@ -1,0 +1,146 @@
+"""The `untwine` command: parses and validates, then calls the Python API. Exit 2 on bad input."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from untwine.config import apply_overrides, read_yaml, resolve_config
+from untwine.data import DATASETS
+from untwine.errors import UntwineError
+from untwine.models import MODELS
+
+# Each train flag is a shorthand for one config key; the YAML and `key=value` use the same names.
+TRAIN_FLAGS = {
+    "model": "model.name",
+    "dataset": "data.name",
+    "latent_dim": "model.latent_dim",
+    "beta": "model.beta",
+    "steps": "train.steps",
+    "batch_size": "train.batch_size",
+    "lr": "train.lr",
+    "seed": "train.seed",
+    "device": "train.device",
+}
+
+
+class UntwineGroup(click.Group):
+    """Turns user errors into one line on stderr and exit code 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from untwine.train.trainer import TrainingInterrupted
+
+        try:
+            return super().invoke(ctx)
+        except UntwineError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(2)
+        except TrainingInterrupted as stop:
+            click.echo(f"\n{stop}; run the same command again to resume", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=UntwineGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="untwine")
+def cli() -> None:
+    """Disentangled representation learning: train, measure and see what each latent does."""
+
+
+@cli.command(context_settings={"ignore_unknown_options": False})
+@click.option("--model", help="Model name (see `untwine models`).  [default: betavae]")
+@click.option("--dataset", help="Dataset name (see `untwine datasets`).  [default: dsprites]")
+@click.option("--latent-dim", type=int, help="Number of latent dimensions.  [default: 10]")
+@click.option("--beta", type=float, help="KL weight, for models that have one.")
+@click.option("--steps", type=int, help="Optimiser steps.  [default: 20000]")
+@click.option("--batch-size", type=int, help="Images per step.  [default: 64]")
+@click.option("--lr", type=float, help="Adam learning rate.  [default: 1e-4]")
+@click.option("--seed", type=int, help="Seed for weights, batches and noise.  [default: 0]")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="[default: auto]")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="YAML file with data/model/train sections; flags and overrides win over it.",
+)
+@click.option(
+    "--out", type=click.Path(), help="Run directory.  [default: runs/MODEL-DATASET-sSEED]"
+)
+@click.option("--force", is_flag=True, help="Delete an existing run at --out and start over.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
+def train(
+    config_file: str | None,
+    out: str | None,
+    force: bool,
+    no_progress: bool,
+    overrides: tuple[str, ...],
+    **flags: Any,
+) -> None:
+    """Train a model; resumes if --out holds an unfinished run of the same config.
+
+    KEY=VALUE overrides any config key, e.g. model.beta=6 train.lr=5e-4 data.path=FILE.
+    """
+    from untwine.train import train as run_training
+    from untwine.viz import traverse
+
+    raw = read_yaml(config_file) if config_file else {}
+    given = [f"{TRAIN_FLAGS[k]}={v}" for k, v in flags.items() if v is not None]
+    config = resolve_config(apply_overrides(raw, [*given, *overrides]))
+    run_dir = Path(out or f"runs/{config.model.name}-{config.data.name}-s{config.train.seed}")
+    run_training(config, run_dir, force=force, progress=not no_progress)
+    figure = traverse(run_dir)
+    click.echo(f"run:       {run_dir}/")
+    click.echo(f"traversal: {figure}")
+
+
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Which input image to traverse."
+)
+def traverse(run: str, seed: int) -> None:
+    """Redraw RUN/figures/traversal.png: latents by KL in rows, values -2.5..2.5 in columns."""
+    from untwine.viz import traverse as draw
+
+    click.echo(draw(run, seed=seed))
+
+
+@cli.command()
+def models() -> None:
+    """List the models and their options with defaults."""
+    for name in MODELS:
+        model = MODELS.get(name)
+        click.echo(f"{name}: {_first_line(model)}")
+        for key, param in MODELS.options(name).items():
+            default = (
+                "(from the dataset)" if param.default is inspect.Parameter.empty else param.default
+            )
+            click.echo(f"    {key} = {default}")
+
+
+@cli.command()
+def datasets() -> None:
+    """List the datasets with their factors and sizes."""
+    for name in DATASETS:
+        dataset = DATASETS.get(name)
+        factors = ", ".join(
+            f"{n} {s}" for n, s in zip(dataset.factor_names, dataset.factor_sizes, strict=True)
+        )
+        shape = "x".join(map(str, dataset.observation_shape))
+        click.echo(f"{name}: {_first_line(dataset)}\n    image {shape}; factors: {factors}")
+
+
+def _first_line(obj: object) -> str:
+    return (inspect.getdoc(obj) or "").splitlines()[0]
+
+
+def main() -> None:
+    cli(prog_name="untwine")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Latent traversals: one row per latent (highest KL first), one column per value."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from untwine import runs
+from untwine.data import GroundTruthDataset, load_dataset, to_tensor
+from untwine.losses import kl_normal
+from untwine.models import VAEBase
+
+GAP = 2  # pixels between cells
+LABEL_WIDTH = 72  # pixels for the "z3  KL 2.41" column
+
+
+@torch.no_grad()
+def kl_per_dim(
+    model: VAEBase,
+    dataset: GroundTruthDataset,
+    *,
+    n: int = 512,
+    seed: int = 0,
+    batch_size: int = 128,
+) -> np.ndarray:
+    """Average KL of each latent to the prior over `n` random images, (D,)."""
+    device = next(model.parameters()).device
+    indices = np.random.default_rng(seed).integers(0, len(dataset), n)
+    total = torch.zeros(model.latent_dim, device=device)
+    for start in range(0, n, batch_size):
+        x = to_tensor(dataset.images(indices[start : start + batch_size]), device)
+        mu, logvar = model.encode(x)
+        total += kl_normal(mu, logvar).sum(0)
+    return (total / n).cpu().numpy()
+
+
+@torch.no_grad()
+def traversal_cells(
+    model: VAEBase,
+    dataset: GroundTruthDataset,
+    *,
+    seed: int = 0,
+    n_values: int = 11,
+    limit: float = 2.5,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Traversal images of one real input, uint8 (D, 1 + n_values, C, H, W), with row order and KL.
+
+    Column 0 is the input; then z_d runs from -limit to limit while every other latent stays at
+    the input's posterior mean. Rows are latents sorted by average KL, most informative first.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    kl = kl_per_dim(model, dataset, seed=seed)
+    order = np.argsort(-kl, kind="stable")
+    index = np.random.default_rng(seed).integers(len(dataset), size=1)
+    x = to_tensor(dataset.images(index), device)
+    base = model.representation(x)[0]  # (D,)
+    values = torch.linspace(-limit, limit, n_values, device=device)
+    rows = []
+    for dim in order:
+        z = base.repeat(n_values, 1)  # (V, D)
+        z[:, dim] = values
+        rows.append(torch.cat([x, model.mean_image(z)]))  # (1 + V, C, H, W)
+    cells = torch.stack(rows).clamp(0, 1).mul(255).round().byte().cpu().numpy()
+    return cells, order, kl
+
+
+def traversal_grid(
+    model: VAEBase,
+    dataset: GroundTruthDataset,
+    *,
+    seed: int = 0,
+    n_values: int = 11,
+    limit: float = 2.5,
+) -> Image.Image:
+    """The traversal figure: `traversal_cells` laid out, each row labelled with latent and KL."""
+    cells, order, kl = traversal_cells(model, dataset, seed=seed, n_values=n_values, limit=limit)
+    return _compose(cells, [f"z{d}  KL {kl[d]:.2f}" for d in order])
+
+
+def _compose(cells: np.ndarray, labels: list[str]) -> Image.Image:
+    """Lay out (rows, cols, C, H, W) uint8 cells on a grey canvas, a label left of each row."""
+    n_rows, n_cols, channels, height, width = cells.shape
+    canvas = Image.new(
+        "RGB",
+        (LABEL_WIDTH + n_cols * (width + GAP) + GAP, n_rows * (height + GAP) + GAP),
+        (40, 40, 40),
+    )
+    draw = ImageDraw.Draw(canvas)
+    for r in range(n_rows):
+        top = GAP + r * (height + GAP)
+        draw.text((4, top + height // 2 - 6), labels[r], fill=(230, 230, 230))
+        for c in range(n_cols):
+            pixels = cells[r, c].transpose(1, 2, 0)
+            tile = Image.fromarray(
+                np.ascontiguousarray(pixels[..., 0] if channels == 1 else pixels)
+            )
+            left = LABEL_WIDTH + GAP + c * (width + GAP)
+            canvas.paste(tile.convert("RGB"), (left, top))
+    return canvas
+
+
+def save_png(image: Image.Image, path: str | Path) -> Path:
+    """Write a PNG atomically, creating its folder; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    runs.atomic_write(path, buffer.getvalue())
+    return path
+
+
+def traverse(run_dir: str | Path, *, seed: int = 0, device: str = "cpu") -> Path:
+    """Redraw `RUN/figures/traversal.png` from the run's weights and dataset; returns its path."""
+    model = runs.load_run(run_dir, device=device)
+    config = runs.read_config(run_dir)
+    dataset = load_dataset(config.data.name, **config.data.options)
+    image = traversal_grid(model, dataset, seed=seed)
+    return save_png(image, Path(run_dir) / runs.FIGURES / "traversal.png")

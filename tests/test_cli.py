@@ -1,0 +1,93 @@
+"""The `untwine` command driven through subprocesses, as a user would."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from tests.conftest import run_cli
+
+TINY = [
+    "--steps",
+    "6",
+    "--batch-size",
+    "4",
+    "--latent-dim",
+    "3",
+    "--device",
+    "cpu",
+    "--no-progress",
+    "train.log_every=3",
+]
+
+
+def test_train_writes_the_run_and_its_traversal_then_traverse_redraws_it(tmp_path):
+    result = run_cli(
+        "train", "--model", "betavae", "--beta", "4", "--out", str(tmp_path / "demo"), *TINY
+    )
+    assert f"run:       {tmp_path / 'demo'}/" in result.stdout
+    figure = tmp_path / "demo" / "figures" / "traversal.png"
+    assert f"traversal: {figure}" in result.stdout
+    assert Image.open(figure).size[1] == 3 * (64 + 2) + 2  # one row per latent
+    figure.unlink()
+    assert run_cli("traverse", str(tmp_path / "demo")).stdout.strip() == str(figure)
+    assert figure.exists()
+
+
+def test_config_file_then_flags_then_overrides(tmp_path):
+    (tmp_path / "c.yaml").write_text(
+        "model:\n  name: betavae\n  beta: 8\ntrain:\n  lr: 1e-3\n  steps: 4\n"
+    )
+    run_cli(
+        "train",
+        "--config",
+        str(tmp_path / "c.yaml"),
+        "--out",
+        str(tmp_path / "r"),
+        *TINY,
+        "model.beta=2",
+    )
+    saved = (tmp_path / "r" / "config.yaml").read_text()
+    assert "beta: 2.0" in saved and "lr: 0.001" in saved and "steps: 6" in saved
+
+
+def test_progress_bar_shows_step_loss_terms_and_speed(tmp_path):
+    result = run_cli(
+        "train", "--out", str(tmp_path / "r"), *[a for a in TINY if a != "--no-progress"]
+    )
+    assert "6/6" in result.stderr and "recon=" in result.stderr and "kl=" in result.stderr
+    assert "images_per_s=" in result.stderr
+
+
+def test_models_and_datasets_are_listed():
+    models = run_cli("models").stdout
+    assert "betavae:" in models and "vae:" in models and "beta = 4.0" in models
+    datasets = run_cli("datasets").stdout
+    assert "dsprites:" in datasets and "shape 3, scale 6, orientation 40" in datasets
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "gan"], "error: unknown model 'gan'; available: betavae, vae"),
+        (["--dataset", "mnist"], "error: unknown dataset 'mnist'"),
+        (["--steps", "-3"], "error: train.steps must be at least 1, got -3"),
+        (["--latent-dim", "0"], "error: model.latent_dim must be at least 1, got 0"),
+        (["--config", "missing.yaml"], "error: cannot read config file missing.yaml"),
+        (["model.betta=3"], "error: unknown option 'betta' for model 'betavae'"),
+        (["--model", "vae", "--beta", "4"], "error: unknown option 'beta' for model 'vae'"),
+        (["--out", "afile"], "error: output path afile is a file"),
+    ],
+)
+def test_bad_input_ends_with_one_line_and_exit_code_2(tmp_path, args, message):
+    (tmp_path / "afile").write_text("x")
+    result = run_cli("train", "--steps", "1", *args, cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(message) or message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_traverse_of_a_folder_that_is_no_run_is_a_user_error(tmp_path):
+    result = run_cli("traverse", str(tmp_path), check=False)
+    assert result.returncode == 2 and "is not an untwine run" in result.stderr
