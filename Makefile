@@ -18,6 +18,7 @@ demo: install
 	$(BIN)/untwine train --model betavae --beta 4 --dataset dsprites --steps 2000 --out runs/demo
 
 test: install
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: install
