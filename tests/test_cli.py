@@ -29,6 +29,10 @@ def test_train_writes_the_run_and_its_traversal_then_traverse_redraws_it(tmp_pat
     figure = tmp_path / "demo" / "figures" / "traversal.png"
     assert f"traversal: {figure}" in result.stdout
     assert Image.open(figure).size[1] == 3 * (64 + 2) + 2  # one row per latent
+    again = run_cli(
+        "train", "--model", "betavae", "--beta", "4", "--out", str(tmp_path / "demo"), *TINY
+    )
+    assert "already trained to step 6" in again.stderr
     figure.unlink()
     assert run_cli("traverse", str(tmp_path / "demo")).stdout.strip() == str(figure)
     assert figure.exists()

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from untwine import runs
 from untwine.config import apply_overrides, read_yaml, resolve_config
 from untwine.data import DATASETS
 from untwine.errors import UntwineError
@@ -91,6 +92,12 @@ def train(
     given = [f"{TRAIN_FLAGS[k]}={v}" for k, v in flags.items() if v is not None]
     config = resolve_config(apply_overrides(raw, [*given, *overrides]))
     run_dir = Path(out or f"runs/{config.model.name}-{config.data.name}-s{config.train.seed}")
+    if not force and runs.trained_steps(run_dir) >= config.train.steps:
+        click.echo(
+            f"{run_dir} is already trained to step {config.train.steps} "
+            "(--force retrains, a larger --steps continues)",
+            err=True,
+        )
     run_training(config, run_dir, force=force, progress=not no_progress)
     figure = traverse(run_dir)
     click.echo(f"run:       {run_dir}/")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save
 
 from untwine.config import RunConfig, read_yaml, resolve_config, write_yaml
@@ -48,6 +49,15 @@ def save_weights(run_dir: Path, model: VAEBase, step: int) -> None:
     """Weights as safetensors (never pickle), with the step in the metadata."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     atomic_write(run_dir / WEIGHTS, save(tensors, metadata={"step": str(step)}))
+
+
+def trained_steps(run_dir: str | Path) -> int:
+    """The step of the run's saved weights (0 if none), read from the safetensors metadata."""
+    path = Path(run_dir) / WEIGHTS
+    if not path.is_file():
+        return 0
+    with safe_open(path, framework="pt") as weights:
+        return int((weights.metadata() or {}).get("step", 0))
 
 
 def save_state(run_dir: Path, state: dict[str, Any]) -> None:
