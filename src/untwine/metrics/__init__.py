@@ -1,0 +1,106 @@
+"""Disentanglement metrics: plain functions over arrays, plus two dataset-sampling scores.
+
+`score(codes, factors, ...)` runs any set of the array metrics and returns one flat dict with
+the keys that `untwine evaluate` writes to metrics.json.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+from untwine.errors import UntwineError
+from untwine.metrics._checks import histogram_discretize, train_test
+from untwine.metrics.beta_vae import beta_vae_score
+from untwine.metrics.dci import dci
+from untwine.metrics.factor_vae import factor_vae_score
+from untwine.metrics.irs import irs
+from untwine.metrics.mcc import mcc
+from untwine.metrics.mig import mig
+from untwine.metrics.modularity import explicitness, modularity
+from untwine.metrics.sap import sap
+from untwine.metrics.unsupervised import unsupervised
+
+Split = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # codes, factors, test codes, factors
+
+
+def _prefixed(prefix: str, scores: dict[str, float], main: str | None = None) -> dict[str, float]:
+    """Flatten a metric's dict under `prefix.`; its `main` entry is reported as `prefix` itself."""
+    return {(prefix if key == main else f"{prefix}.{key}"): value for key, value in scores.items()}
+
+
+# name -> function of the split (train codes/factors, test codes/factors, seed) -> flat scores.
+# Metrics with no test phase read the train rows only, as the reference does.
+ARRAY_METRICS: dict[str, Callable[[Split, int], dict[str, float]]] = {
+    "mig": lambda s, seed: {"mig": mig(s[0], s[1])},
+    "dci": lambda s, seed: _prefixed("dci", dci(*s, seed=seed)),
+    "sap": lambda s, seed: {"sap": sap(*s)},
+    "modularity": lambda s, seed: {"modularity": modularity(s[0], s[1])},
+    "explicitness": lambda s, seed: _prefixed("explicitness", explicitness(*s), main="test"),
+    "irs": lambda s, seed: _prefixed("irs", irs(s[0], s[1]), main="irs"),
+    "mcc": lambda s, seed: {"mcc": mcc(s[0], s[1])},
+    "unsupervised": lambda s, seed: _prefixed("unsupervised", unsupervised(s[0])),
+}
+SAMPLED_METRICS = ("beta_vae", "factor_vae")
+ALL_METRICS = (*ARRAY_METRICS, *SAMPLED_METRICS)
+
+
+def parse_metrics(names: str | Iterable[str], available: Iterable[str] = ALL_METRICS) -> list[str]:
+    """`"all"` or a comma-separated list (or iterable) of metric names, checked."""
+    available = list(available)
+    if isinstance(names, str):
+        names = available if names.strip() == "all" else [n.strip() for n in names.split(",")]
+    names = [n for n in names if n]
+    unknown = [n for n in names if n not in available]
+    if unknown or not names:
+        raise UntwineError(
+            f"unknown metric {unknown[0]!r}; accepted: all, {', '.join(available)}"
+            if unknown
+            else f"no metric named; accepted: all, {', '.join(available)}"
+        )
+    return names
+
+
+def score(
+    codes: np.ndarray,
+    factors: np.ndarray,
+    codes_test: np.ndarray | None = None,
+    factors_test: np.ndarray | None = None,
+    *,
+    metrics: str | Iterable[str] = "all",
+    seed: int = 0,
+    on_metric: Callable[[str], None] | None = None,
+) -> dict[str, float]:
+    """Every requested array metric on one split, as a flat dict (`mig`, `dci.completeness`...).
+
+    Without a test split, the first ceil(0.9 N) rows train and the rest test. `on_metric(name)`
+    is called before each metric (for progress display).
+    """
+    split = train_test(codes, factors, codes_test, factors_test)
+    results: dict[str, float] = {}
+    for name in parse_metrics(metrics, ARRAY_METRICS):
+        if on_metric:
+            on_metric(name)
+        results.update(ARRAY_METRICS[name](split, seed))
+    return results
+
+
+__all__ = [
+    "ALL_METRICS",
+    "ARRAY_METRICS",
+    "SAMPLED_METRICS",
+    "beta_vae_score",
+    "dci",
+    "explicitness",
+    "factor_vae_score",
+    "histogram_discretize",
+    "irs",
+    "mcc",
+    "mig",
+    "modularity",
+    "parse_metrics",
+    "sap",
+    "score",
+    "unsupervised",
+]

@@ -1,0 +1,186 @@
+"""Metrics on representations whose answer is known, invariances, and input checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from untwine import metrics
+from untwine.data import GroundTruthDataset
+from untwine.errors import UntwineError
+
+SIZES = (3, 6, 10, 8)
+N = 3000
+
+
+def _factors(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.integers(0, s, N) for s in SIZES], axis=1)
+
+
+def _identity(factors: np.ndarray, seed: int = 1) -> np.ndarray:
+    """Codes = factors, scaled to [0, 1], plus tiny noise."""
+    noise = np.random.default_rng(seed).normal(0, 1e-3, factors.shape)
+    return factors / (np.array(SIZES) - 1) + noise
+
+
+def _noise(seed: int = 2) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(N, len(SIZES)))
+
+
+# (metric key, value at least this for identity codes, at most this for noise codes)
+EXPECTED = {
+    "mig": (0.99, 0.05),
+    "dci.disentanglement": (0.95, 0.1),
+    "dci.completeness": (0.95, 0.1),
+    "dci.informativeness_test": (0.99, 0.4),
+    "sap": (0.2, 0.05),  # 1-d linear SVMs cannot separate many classes: ~0.25 is the top here
+    "modularity": (0.99, 0.8),  # random codes sit near 0.69 by construction
+    "explicitness": (0.99, 0.6),  # chance ROC-AUC is 0.5
+    "irs": (0.95, 0.6),
+    "mcc": (0.99, 0.1),
+}
+
+
+@pytest.fixture(scope="module")
+def identity_and_noise():
+    factors = _factors()
+    return (
+        metrics.score(_identity(factors), factors, metrics="all"),
+        metrics.score(_noise(), factors, metrics="all"),
+    )
+
+
+@pytest.mark.parametrize("key", sorted(EXPECTED))
+def test_identity_scores_high_and_noise_scores_low(identity_and_noise, key):
+    identity, noise = identity_and_noise
+    high, low = EXPECTED[key]
+    assert identity[key] >= high
+    assert noise[key] <= low
+
+
+def test_unsupervised_scores_see_independence_and_dependence():
+    independent = metrics.unsupervised(_noise())
+    base = _noise()
+    dependent = metrics.unsupervised(np.column_stack([base, base[:, 0] + 0.1 * base[:, 1]]))
+    assert independent["gaussian_total_correlation"] < 0.01
+    assert dependent["gaussian_total_correlation"] > 1.0
+    assert dependent["mutual_info_score"] > independent["mutual_info_score"]
+
+
+@pytest.mark.parametrize("name", ["mig", "dci", "modularity"])
+def test_permuting_and_rescaling_codes_changes_nothing(name):
+    factors = _factors()
+    codes = _identity(factors) + np.random.default_rng(3).normal(0, 0.2, (N, len(SIZES)))
+    codes = np.column_stack([codes, np.random.default_rng(4).normal(size=N)])
+    order = [3, 0, 4, 2, 1]
+    scale = np.array([2.0, 0.5, 10.0, 3.0, 0.1])
+    before = metrics.score(codes, factors, metrics=name)
+    after = metrics.score(codes[:, order] * scale + 5.0, factors, metrics=name)
+    for key in before:
+        assert after[key] == pytest.approx(before[key], abs=1e-9 if name != "dci" else 0.02)
+
+
+def test_permuting_codes_leaves_sap_unchanged():
+    """Not rescaling: the reference's LinearSVC(C=0.01) is regularised, so scale matters."""
+    factors = _factors()
+    codes = _identity(factors) + np.random.default_rng(3).normal(0, 0.2, (N, len(SIZES)))
+    order = [3, 0, 2, 1]
+    assert metrics.sap(codes[:, order], factors) == pytest.approx(metrics.sap(codes, factors))
+
+
+def test_two_factors_in_one_code_lower_mig_and_dci_disentanglement():
+    factors = _factors()
+    clean = _identity(factors)
+    mixed = clean.copy()
+    mixed[:, 0] = clean[:, 0] + clean[:, 1]  # shape and scale share code 0
+    mixed[:, 1] = np.random.default_rng(5).normal(size=N)
+    a = metrics.score(clean, factors, metrics="mig,dci")
+    b = metrics.score(mixed, factors, metrics="mig,dci")
+    assert b["mig"] < a["mig"] - 0.1
+    assert b["dci.disentanglement"] < a["dci.disentanglement"] - 0.1
+
+
+def test_constant_codes_are_handled_not_turned_into_nan():
+    factors = _factors()
+    codes = np.column_stack([_identity(factors), np.zeros(N)])
+    result = metrics.score(codes, factors, metrics="all")
+    assert all(np.isfinite(v) for v in result.values())
+    assert result["unsupervised.constant_codes"] == 1
+    assert result["irs.active_codes"] == len(SIZES)
+
+
+def test_perfect_code_on_a_forty_valued_factor_shows_the_binning_limit():
+    factors = np.random.default_rng(0).integers(0, 40, (N, 1))
+    codes = np.column_stack([factors[:, 0] + 0.0, np.random.default_rng(1).normal(size=N)])
+    # 20 bins cannot resolve 40 values: the gap is at most ln 20 / ln 40 = 0.81
+    assert 0.75 < metrics.mig(codes, factors) <= np.log(20) / np.log(40)
+
+
+def test_explicit_test_split_is_used_when_given():
+    factors = _factors()
+    codes = _identity(factors)
+    given = metrics.score(codes[:2000], factors[:2000], codes[2000:], factors[2000:], metrics="sap")
+    shuffled_test = metrics.score(
+        codes[:2000], factors[:2000], codes[2000:], factors[2000:][::-1], metrics="sap"
+    )
+    assert given["sap"] > 0.2 and shuffled_test["sap"] < 0.05
+
+
+@pytest.mark.parametrize(
+    ("codes", "factors", "message"),
+    [
+        (np.zeros(5), np.zeros((5, 1), int), "codes must be a matrix"),
+        (np.zeros((5, 2)), np.zeros((4, 1), int), "factors must be a matrix"),
+        (np.full((5, 2), np.nan), np.zeros((5, 1), int), "finite"),
+        (np.zeros((5, 2)), np.full((5, 1), 0.5), "integer factor indices"),
+    ],
+)
+def test_bad_arrays_are_named(codes, factors, message):
+    with pytest.raises(UntwineError, match=message):
+        metrics.mig(codes, factors)
+
+
+def test_unknown_metric_names_are_refused():
+    with pytest.raises(UntwineError, match="unknown metric 'migg'"):
+        metrics.parse_metrics("mig,migg")
+
+
+class _FactorsAsImages(GroundTruthDataset):
+    """A tiny ground-truth dataset whose 'image' is its factor vector, so z = x is perfect."""
+
+    factor_names = ("a", "b", "c")
+    factor_sizes = (4, 5, 6)
+    observation_shape = (1, 1, 3)
+
+    def images(self, indices):
+        return self.index_to_factors(indices).astype(np.uint8).reshape(-1, 1, 3, 1)
+
+
+def _perfect(images):
+    return images.reshape(len(images), -1).astype(np.float64)
+
+
+def _random(images):
+    return np.random.default_rng(len(images)).normal(size=(len(images), 3))
+
+
+@pytest.mark.parametrize("score", [metrics.beta_vae_score, metrics.factor_vae_score])
+def test_sampled_scores_are_perfect_for_a_perfect_code_and_chance_for_noise(score):
+    dataset = _FactorsAsImages()
+    kwargs = {"num_train": 300, "num_eval": 200}
+    perfect = score(dataset, _perfect, np.random.default_rng(0), **kwargs)
+    noise = score(dataset, _random, np.random.default_rng(0), **kwargs)
+    assert perfect["eval_accuracy"] >= 0.99
+    assert noise["eval_accuracy"] < 0.6  # chance is 1/3
+
+
+def test_factor_vae_score_with_no_active_code_is_zero():
+    result = metrics.factor_vae_score(
+        _FactorsAsImages(),
+        lambda x: np.zeros((len(x), 3)),
+        np.random.default_rng(0),
+        num_train=10,
+        num_eval=10,
+    )
+    assert result == {"train_accuracy": 0.0, "eval_accuracy": 0.0, "active_codes": 0}
