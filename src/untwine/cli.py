@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import inspect
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 
 from untwine import runs
 from untwine.config import apply_overrides, read_yaml, resolve_config
 from untwine.data import DATASETS
 from untwine.errors import UntwineError
+from untwine.metrics import ALL_METRICS, ARRAY_METRICS, parse_metrics
 from untwine.models import MODELS
 
 # Each train flag is a shorthand for one config key; the YAML and `key=value` use the same names.
@@ -26,6 +29,8 @@ TRAIN_FLAGS = {
     "lr": "train.lr",
     "seed": "train.seed",
     "device": "train.device",
+    "eval_every": "train.eval_every",
+    "eval_metrics": "train.eval_metrics",
 }
 
 
@@ -102,6 +107,100 @@ def train(
     figure = traverse(run_dir)
     click.echo(f"run:       {run_dir}/")
     click.echo(f"traversal: {figure}")
+
+
+METRIC_HELP = "all, or a comma-separated subset of: " + ", ".join(ALL_METRICS)
+
+
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.option("--metrics", "names", default="all", show_default=True, help=METRIC_HELP)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for sampled points.")
+@click.option(
+    "--samples",
+    type=int,
+    default=10_000,
+    show_default=True,
+    help="Train points (test: half as many); the study's 10,000.",
+)
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+)
+def evaluate(run: str, names: str, seed: int, samples: int, device: str) -> None:
+    """Score RUN with the chosen metrics; writes RUN/metrics.json and prints a table."""
+    from untwine.evaluate import METRICS_FILE
+    from untwine.evaluate import evaluate as score_run
+    from untwine.train import resolve_device
+
+    if samples < 10:
+        raise UntwineError(f"--samples must be at least 10, got {samples}")
+    parse_metrics(names)
+    runs.read_config(run)
+    results = score_run(
+        run,
+        metrics=names,
+        seed=seed,
+        samples=samples,
+        device=str(resolve_device(device)),
+        progress=True,
+    )
+    width = max(map(len, results))
+    for key, value in results.items():
+        click.echo(f"{key:<{width}}  {_format(value)}")
+    click.echo(f"written: {Path(run) / METRICS_FILE}")
+
+
+@cli.command()
+@click.argument("file", type=click.Path())
+@click.option(
+    "--metrics",
+    "names",
+    default="all",
+    show_default=True,
+    help="all, or a comma-separated subset of: " + ", ".join(ARRAY_METRICS),
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for DCI's trees.")
+def score(file: str, names: str, seed: int) -> None:
+    """Score any model's codes: FILE.npz holds `codes` (N x d) and `factors` (N x k indices).
+
+    Optional `codes_test` and `factors_test` give the test split; otherwise the first
+    ceil(0.9 N) rows train and the rest test. Prints one JSON object.
+    """
+    from untwine.metrics import score as score_arrays
+
+    arrays = _read_npz(file)
+    missing = [k for k in ("codes", "factors") if k not in arrays]
+    if missing:
+        raise UntwineError(f"{file} has no {missing[0]!r} array; it needs codes and factors")
+    results = score_arrays(
+        arrays["codes"],
+        arrays["factors"],
+        arrays.get("codes_test"),
+        arrays.get("factors_test"),
+        metrics=parse_metrics(names, ARRAY_METRICS),
+        seed=seed,
+    )
+    click.echo(json.dumps(results, indent=2))
+
+
+def _format(value: float | int | list[float]) -> str:
+    if isinstance(value, list):
+        return ", ".join(f"{v:.3f}" for v in value)
+    return str(value) if isinstance(value, int) else f"{value:.4f}"
+
+
+def _read_npz(file: str) -> dict[str, np.ndarray]:
+    """The arrays of an .npz file, read without pickles."""
+    try:
+        with np.load(file, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except AttributeError:
+        raise UntwineError(
+            f"{file} holds one array; save codes and factors with np.savez"
+        ) from None
+    except (OSError, ValueError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else "not an npz"
+        raise UntwineError(f"cannot read {file}: {reason}") from None
 
 
 @cli.command()

@@ -12,6 +12,7 @@ import yaml
 
 from untwine.data import DATASETS
 from untwine.errors import UntwineError
+from untwine.metrics import parse_metrics
 from untwine.models import MODELS
 from untwine.registry import Registry, coerce
 
@@ -40,13 +41,19 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     log_every: int = 50
     checkpoint_every: int = 500
+    eval_every: int = 0  # 0: no evaluation during training
+    eval_metrics: str = "mig"
+    eval_samples: int = 10_000
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
+        for name in ("steps", "batch_size", "log_every", "checkpoint_every", "eval_samples"):
             if getattr(self, name) < 1:
                 raise UntwineError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+        if self.eval_every < 0:
+            raise UntwineError(f"train.eval_every must be 0 (never) or more, got {self.eval_every}")
         if not self.lr > 0:
             raise UntwineError(f"train.lr must be positive, got {self.lr}")
+        parse_metrics(self.eval_metrics)
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,20 @@ from untwine import runs
 from untwine.config import RunConfig
 from untwine.data import GroundTruthDataset, load_dataset, to_tensor
 from untwine.errors import UntwineError
+from untwine.evaluate import evaluate
 from untwine.models import VAEBase, create_model
 from untwine.train import checkpoint
 
 # Options that may change between a run and its resume without changing its results.
-RESUMABLE_CHANGES = ("steps", "device", "log_every", "checkpoint_every")
+RESUMABLE_CHANGES = (
+    "steps",
+    "device",
+    "log_every",
+    "checkpoint_every",
+    "eval_every",
+    "eval_metrics",
+    "eval_samples",
+)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -98,6 +107,7 @@ def train(
     )
     model.train()
     log = _LogAccumulator(cfg.batch_size)
+    postfix: dict[str, str] = {}
     with _deferred_interrupt() as interrupted, bar:
         for step in range(start, cfg.steps):
             x = sample_batch(dataset, cfg.batch_size, sampler, device)
@@ -112,7 +122,21 @@ def train(
             if done % cfg.log_every == 0 or done == cfg.steps:
                 record = log.flush(done)
                 runs.append_log(run_dir, record)
-                bar.set_postfix(_postfix(record), refresh=False)
+                postfix.update(_postfix(record))
+                bar.set_postfix(postfix, refresh=False)
+            if cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.steps):
+                started = time.perf_counter()
+                scores = evaluate(
+                    model,
+                    dataset,
+                    metrics=cfg.eval_metrics,
+                    seed=cfg.seed,
+                    samples=cfg.eval_samples,
+                )
+                runs.append_log(run_dir, {"step": done, "eval": scores})
+                postfix.update(_postfix(scores))
+                bar.set_postfix(postfix, refresh=False)
+                log.tick += time.perf_counter() - started  # evaluation is not training time
             if done % cfg.checkpoint_every == 0 or done == cfg.steps or interrupted.is_set():
                 state = checkpoint.capture(done, model, optimizer, sampler)
                 checkpoint.save(run_dir, state, model)

@@ -1,0 +1,123 @@
+"""Evaluating runs and scoring arrays: through the CLI, as a user would, and from Python."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import untwine
+from tests.conftest import run_cli, tiny_config
+from untwine import runs
+from untwine.evaluate import evaluate
+
+CHEAP = "mig,sap,modularity,explicitness,irs,mcc,unsupervised,beta_vae,factor_vae"
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    return untwine.train(tiny_config(), tmp_path_factory.mktemp("eval") / "run", progress=False)
+
+
+def test_evaluate_writes_flat_metrics_and_model_health(trained_run):
+    result = run_cli(
+        "evaluate", str(trained_run), "--metrics", CHEAP, "--samples", "60", "--device", "cpu"
+    )
+    saved = json.loads((trained_run / "metrics.json").read_text())
+    for key in (
+        "mig",
+        "sap",
+        "modularity",
+        "explicitness",
+        "irs",
+        "mcc",
+        "beta_vae",
+        "factor_vae",
+        "unsupervised.gaussian_total_correlation",
+        "active_units",
+        "kl_per_dim",
+        "reconstruction",
+        "elbo",
+    ):
+        assert key in saved, key
+    assert saved["step"] == 20 and saved["samples"] == 60 and len(saved["kl_per_dim"]) == 4
+    assert saved["elbo"] == pytest.approx(
+        -(saved["reconstruction"] + sum(saved["kl_per_dim"])), rel=1e-5
+    )
+    assert "mig " in result.stdout and f"written: {trained_run / 'metrics.json'}" in result.stdout
+
+
+def test_evaluate_is_reproducible_for_a_seed(trained_run):
+    model, dataset = untwine.load_run(trained_run), untwine.load_dataset("dsprites")
+    a = evaluate(model, dataset, metrics="mig,mcc", samples=50, seed=3)
+    b = evaluate(model, dataset, metrics="mig,mcc", samples=50, seed=3)
+    assert a == b
+
+
+def test_score_reads_codes_and_factors_from_any_model(tmp_path):
+    rng = np.random.default_rng(0)
+    factors = rng.integers(0, 5, (400, 3))
+    codes = np.column_stack([factors + rng.normal(0, 0.01, factors.shape), rng.normal(size=400)])
+    np.savez(tmp_path / "rep.npz", codes=codes, factors=factors)
+    out = json.loads(run_cli("score", str(tmp_path / "rep.npz"), "--metrics", "mig,mcc").stdout)
+    assert out["mig"] > 0.85 and out["mcc"] > 0.99  # 360 train rows: small-sample MI bias
+    np.savez(
+        tmp_path / "split.npz",
+        codes=codes[:300],
+        factors=factors[:300],
+        codes_test=codes[300:],
+        factors_test=factors[300:],
+    )
+    out = json.loads(run_cli("score", str(tmp_path / "split.npz"), "--metrics", "sap").stdout)
+    assert set(out) == {"sap"}
+
+
+@pytest.mark.parametrize(
+    ("arrays", "args", "message"),
+    [
+        ({"codes": np.zeros((5, 2))}, [], "has no 'factors' array"),
+        (
+            {"codes": np.zeros((5, 2)), "factors": np.zeros((4, 1), int)},
+            [],
+            "factors must be a matrix",
+        ),
+        (
+            {"codes": np.zeros((5, 2)), "factors": np.zeros((5, 1), int)},
+            ["--metrics", "beta_vae"],
+            "unknown metric 'beta_vae'",
+        ),
+    ],
+)
+def test_score_input_mistakes_are_one_line_errors(tmp_path, arrays, args, message):
+    np.savez(tmp_path / "bad.npz", **arrays)
+    result = run_cli("score", str(tmp_path / "bad.npz"), *args, check=False)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_score_of_a_missing_or_foreign_file_is_a_user_error(tmp_path):
+    (tmp_path / "text.npz").write_text("hello")
+    for path in (tmp_path / "missing.npz", tmp_path / "text.npz"):
+        result = run_cli("score", str(path), check=False)
+        assert result.returncode == 2 and "cannot read" in result.stderr
+
+
+def test_training_logs_metrics_every_eval_step(tmp_path):
+    config = tiny_config(
+        **{"train.eval_every": 10, "train.eval_metrics": "mig,mcc", "train.eval_samples": 40}
+    )
+    run_dir = untwine.train(config, tmp_path / "run", progress=False)
+    evals = [r for r in runs.read_log(run_dir) if "eval" in r]
+    assert [r["step"] for r in evals] == [10, 20]
+    assert {"mig", "mcc", "active_units", "kl_per_dim"} <= set(evals[0]["eval"])
+
+
+def test_evaluation_during_training_does_not_change_the_weights(tmp_path):
+    plain = untwine.train(tiny_config(), tmp_path / "a", progress=False)
+    config = tiny_config(
+        **{"train.eval_every": 5, "train.eval_metrics": "mcc", "train.eval_samples": 20}
+    )
+    scored = untwine.train(config, tmp_path / "b", progress=False)
+    a = untwine.load_run(plain).state_dict()
+    b = untwine.load_run(scored).state_dict()
+    assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
