@@ -141,6 +141,16 @@ def test_bad_arrays_are_named(codes, factors, message):
         metrics.mig(codes, factors)
 
 
+def test_fast_dci_scores_identity_high_and_noise_low():
+    factors = _factors()
+    identity = metrics.dci(_identity(factors), factors, estimator="lightgbm")
+    noise = metrics.dci(_noise(), factors, estimator="lightgbm")
+    assert identity["disentanglement"] > 0.95 and identity["informativeness_test"] > 0.99
+    assert noise["disentanglement"] < 0.1 and noise["completeness"] < 0.1
+    with pytest.raises(UntwineError, match="unknown DCI estimator 'xgb'"):
+        metrics.dci(_noise(), factors, estimator="xgb")
+
+
 def test_unknown_metric_names_are_refused():
     with pytest.raises(UntwineError, match="unknown metric 'migg'"):
         metrics.parse_metrics("mig,migg")

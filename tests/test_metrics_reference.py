@@ -76,3 +76,12 @@ def test_matches_disentanglement_lib(scores, key):
 def test_continuous_sap_matches_disentanglement_lib():
     codes, factors = reference_inputs()
     assert metrics.sap(codes, factors, continuous=True) == pytest.approx(SAP_CONTINUOUS, abs=1e-6)
+
+
+def test_the_fast_dci_estimator_stays_within_its_stated_tolerance(scores):
+    codes, factors = reference_inputs()
+    fast = metrics.dci(codes, factors, estimator="lightgbm")
+    for key in ("disentanglement", "completeness"):
+        assert fast[key] == pytest.approx(scores[f"dci.{key}"], abs=0.055)
+    for key in ("informativeness_train", "informativeness_test"):
+        assert fast[key] == pytest.approx(scores[f"dci.{key}"], abs=0.03)

@@ -109,6 +109,15 @@ def train(
     click.echo(f"traversal: {figure}")
 
 
+DCI_OPTION = click.option(
+    "--dci-estimator",
+    type=click.Choice(["reference", "lightgbm"]),
+    default="reference",
+    show_default=True,
+    help="DCI's classifier: the study's boosted trees, or LightGBM (fast).",
+)
+
+
 METRIC_HELP = "all, or a comma-separated subset of: " + ", ".join(ALL_METRICS)
 
 
@@ -116,6 +125,7 @@ METRIC_HELP = "all, or a comma-separated subset of: " + ", ".join(ALL_METRICS)
 @click.argument("run", type=click.Path())
 @click.option("--metrics", "names", default="all", show_default=True, help=METRIC_HELP)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for sampled points.")
+@DCI_OPTION
 @click.option(
     "--samples",
     type=int,
@@ -126,7 +136,9 @@ METRIC_HELP = "all, or a comma-separated subset of: " + ", ".join(ALL_METRICS)
 @click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
 )
-def evaluate(run: str, names: str, seed: int, samples: int, device: str) -> None:
+def evaluate(
+    run: str, names: str, seed: int, dci_estimator: str, samples: int, device: str
+) -> None:
     """Score RUN with the chosen metrics; writes RUN/metrics.json and prints a table."""
     from untwine.evaluate import METRICS_FILE
     from untwine.evaluate import evaluate as score_run
@@ -140,6 +152,7 @@ def evaluate(run: str, names: str, seed: int, samples: int, device: str) -> None
         run,
         metrics=names,
         seed=seed,
+        dci_estimator=dci_estimator,
         samples=samples,
         device=str(resolve_device(device)),
         progress=True,
@@ -160,7 +173,8 @@ def evaluate(run: str, names: str, seed: int, samples: int, device: str) -> None
     help="all, or a comma-separated subset of: " + ", ".join(ARRAY_METRICS),
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for DCI's trees.")
-def score(file: str, names: str, seed: int) -> None:
+@DCI_OPTION
+def score(file: str, names: str, seed: int, dci_estimator: str) -> None:
     """Score any model's codes: FILE.npz holds `codes` (N x d) and `factors` (N x k indices).
 
     Optional `codes_test` and `factors_test` give the test split; otherwise the first
@@ -179,6 +193,7 @@ def score(file: str, names: str, seed: int) -> None:
         arrays.get("factors_test"),
         metrics=parse_metrics(names, ARRAY_METRICS),
         seed=seed,
+        dci_estimator=dci_estimator,
     )
     click.echo(json.dumps(results, indent=2))
 

@@ -97,6 +97,7 @@ def evaluate(
     metrics: str | Iterable[str] = "all",
     seed: int = 0,
     samples: int = 10_000,
+    dci_estimator: str = "reference",
     batch_size: int = 256,
     device: str = "cpu",
     progress: bool = False,
@@ -105,8 +106,9 @@ def evaluate(
 
     As in the reference study: `samples` train and `samples // 2` test points are drawn afresh
     (seeded by `seed`); the BetaVAE and FactorVAE scores draw their own points with the same
-    budget. Model health (KL per dimension, active units, reconstruction, ELBO) is read on the
-    test points. Nothing here touches the global torch RNG.
+    budget. `dci_estimator` picks DCI's classifier (see `untwine.metrics.dci`). Model health
+    (KL per dimension, active units, reconstruction, ELBO) is read on the test points. Nothing
+    here touches the global torch RNG.
     """
     run_dir = None if isinstance(run, VAEBase) else Path(run)
     model = runs.load_run(run_dir, device) if run_dir else run
@@ -133,7 +135,16 @@ def evaluate(
         test = sample_codes(dataset, encode, max(samples // 2, 2), rng)
         array_names = [n for n in names if n in m.ARRAY_METRICS]
         if array_names:
-            results.update(m.score(*train, *test, metrics=array_names, seed=seed, on_metric=stage))
+            results.update(
+                m.score(
+                    *train,
+                    *test,
+                    metrics=array_names,
+                    seed=seed,
+                    dci_estimator=dci_estimator,
+                    on_metric=stage,
+                )
+            )
         sampled = {"num_train": samples, "num_eval": max(samples // 2, 1)}
         if "beta_vae" in names:
             stage("beta_vae")
@@ -162,6 +173,12 @@ def evaluate(
         )
     model.train(was_training)
     if run_dir is not None:
-        record = {"step": runs.trained_steps(run_dir), "seed": seed, "samples": samples, **results}
+        record = {
+            "step": runs.trained_steps(run_dir),
+            "seed": seed,
+            "samples": samples,
+            "dci_estimator": dci_estimator,
+            **results,
+        }
         runs.atomic_write(run_dir / METRICS_FILE, (json.dumps(record, indent=2) + "\n").encode())
     return results

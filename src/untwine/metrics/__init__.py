@@ -30,17 +30,17 @@ def _prefixed(prefix: str, scores: dict[str, float], main: str | None = None) ->
     return {(prefix if key == main else f"{prefix}.{key}"): value for key, value in scores.items()}
 
 
-# name -> function of the split (train codes/factors, test codes/factors, seed) -> flat scores.
+# name -> function of (split, options) -> flat scores; options: seed, dci_estimator.
 # Metrics with no test phase read the train rows only, as the reference does.
-ARRAY_METRICS: dict[str, Callable[[Split, int], dict[str, float]]] = {
-    "mig": lambda s, seed: {"mig": mig(s[0], s[1])},
-    "dci": lambda s, seed: _prefixed("dci", dci(*s, seed=seed)),
-    "sap": lambda s, seed: {"sap": sap(*s)},
-    "modularity": lambda s, seed: {"modularity": modularity(s[0], s[1])},
-    "explicitness": lambda s, seed: _prefixed("explicitness", explicitness(*s), main="test"),
-    "irs": lambda s, seed: _prefixed("irs", irs(s[0], s[1]), main="irs"),
-    "mcc": lambda s, seed: {"mcc": mcc(s[0], s[1])},
-    "unsupervised": lambda s, seed: _prefixed("unsupervised", unsupervised(s[0])),
+ARRAY_METRICS: dict[str, Callable[[Split, dict], dict[str, float]]] = {
+    "mig": lambda s, o: {"mig": mig(s[0], s[1])},
+    "dci": lambda s, o: _prefixed("dci", dci(*s, seed=o["seed"], estimator=o["dci_estimator"])),
+    "sap": lambda s, o: {"sap": sap(*s)},
+    "modularity": lambda s, o: {"modularity": modularity(s[0], s[1])},
+    "explicitness": lambda s, o: _prefixed("explicitness", explicitness(*s), main="test"),
+    "irs": lambda s, o: _prefixed("irs", irs(s[0], s[1]), main="irs"),
+    "mcc": lambda s, o: {"mcc": mcc(s[0], s[1])},
+    "unsupervised": lambda s, o: _prefixed("unsupervised", unsupervised(s[0])),
 }
 SAMPLED_METRICS = ("beta_vae", "factor_vae")
 ALL_METRICS = (*ARRAY_METRICS, *SAMPLED_METRICS)
@@ -70,19 +70,21 @@ def score(
     *,
     metrics: str | Iterable[str] = "all",
     seed: int = 0,
+    dci_estimator: str = "reference",
     on_metric: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
     """Every requested array metric on one split, as a flat dict (`mig`, `dci.completeness`...).
 
-    Without a test split, the first ceil(0.9 N) rows train and the rest test. `on_metric(name)`
-    is called before each metric (for progress display).
+    Without a test split, the first ceil(0.9 N) rows train and the rest test. `dci_estimator`
+    is passed to `dci`. `on_metric(name)` is called before each metric (for progress display).
     """
     split = train_test(codes, factors, codes_test, factors_test)
+    options = {"seed": seed, "dci_estimator": dci_estimator}
     results: dict[str, float] = {}
     for name in parse_metrics(metrics, ARRAY_METRICS):
         if on_metric:
             on_metric(name)
-        results.update(ARRAY_METRICS[name](split, seed))
+        results.update(ARRAY_METRICS[name](split, options))
     return results
 
 
