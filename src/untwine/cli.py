@@ -140,7 +140,6 @@ def evaluate(
     run: str, names: str, seed: int, dci_estimator: str, samples: int, device: str
 ) -> None:
     """Score RUN with the chosen metrics; writes RUN/metrics.json and prints a table."""
-    from untwine.evaluate import METRICS_FILE
     from untwine.evaluate import evaluate as score_run
     from untwine.train import resolve_device
 
@@ -160,7 +159,7 @@ def evaluate(
     width = max(map(len, results))
     for key, value in results.items():
         click.echo(f"{key:<{width}}  {_format(value)}")
-    click.echo(f"written: {Path(run) / METRICS_FILE}")
+    click.echo(f"written: {Path(run) / runs.METRICS}")
 
 
 @cli.command()

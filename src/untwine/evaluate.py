@@ -16,7 +16,6 @@ from untwine.data import GroundTruthDataset, load_dataset, to_tensor
 from untwine.losses import kl_normal, reconstruction
 from untwine.models import VAEBase
 
-METRICS_FILE = "metrics.json"
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al.: a unit is active when Var_x(E[z|x]) > 0.01
 
 
@@ -180,5 +179,5 @@ def evaluate(
             "dci_estimator": dci_estimator,
             **results,
         }
-        runs.atomic_write(run_dir / METRICS_FILE, (json.dumps(record, indent=2) + "\n").encode())
+        runs.atomic_write(run_dir / runs.METRICS, (json.dumps(record, indent=2) + "\n").encode())
     return results

@@ -27,7 +27,6 @@ class Registry:
             if name in self._entries:
                 raise RuntimeError(f"{self.kind} {name!r} is registered twice")
             self._entries[name] = constructor
-            constructor.registered_name = name
             return constructor
 
         return add

@@ -19,8 +19,9 @@ CONFIG = "config.yaml"
 WEIGHTS = "model.safetensors"
 STATE = "state.pt"
 LOG = "log.jsonl"
+METRICS = "metrics.json"
 FIGURES = "figures"
-RUN_FILES = (CONFIG, WEIGHTS, STATE, LOG)
+RUN_FILES = (CONFIG, WEIGHTS, STATE, LOG, METRICS)
 
 
 def atomic_write(path: Path, data: bytes) -> None:

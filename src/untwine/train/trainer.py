@@ -75,7 +75,7 @@ def train(
     Returns the run directory.
     """
     run_dir = Path(run_dir)
-    previous = _prepare_run_dir(run_dir, config, force)
+    resuming = _prepare_run_dir(run_dir, config, force)
     device = resolve_device(config.train.device)
     dataset = load_dataset(config.data.name, **config.data.options)
     torch.manual_seed(config.train.seed)
@@ -84,7 +84,7 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
     sampler = torch.Generator().manual_seed(config.train.seed)
 
-    state = runs.load_state(run_dir, device) if previous is not None else None
+    state = runs.load_state(run_dir, device) if resuming else None
     start = checkpoint.restore(state, model, optimizer, sampler) if state else 0
     if start > config.train.steps:
         raise UntwineError(
@@ -207,8 +207,8 @@ def _deferred_interrupt() -> Iterator[threading.Event]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _prepare_run_dir(run_dir: Path, config: RunConfig, force: bool) -> RunConfig | None:
-    """Create `run_dir`, or check that it holds this same run; returns its saved config if any."""
+def _prepare_run_dir(run_dir: Path, config: RunConfig, force: bool) -> bool:
+    """Create `run_dir`, or check that it holds this same run; True when resuming one."""
     if run_dir.exists() and not run_dir.is_dir():
         raise UntwineError(f"output path {run_dir} is a file; give a directory for the run")
     if force:
@@ -219,10 +219,9 @@ def _prepare_run_dir(run_dir: Path, config: RunConfig, force: bool) -> RunConfig
         if run_dir.is_dir() and any(run_dir.iterdir()):
             raise UntwineError(f"{run_dir} exists and is not an untwine run; choose another --out")
         run_dir.mkdir(parents=True, exist_ok=True)
-        return None
-    previous = runs.read_config(run_dir)
-    _check_same_run(run_dir, previous, config)
-    return previous
+        return False
+    _check_same_run(run_dir, runs.read_config(run_dir), config)
+    return True
 
 
 def _check_same_run(run_dir: Path, previous: RunConfig, config: RunConfig) -> None:
