@@ -16,10 +16,13 @@ def _blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", README, flags=re.DOTALL)
 
 
-def test_the_python_example_runs(tmp_path, monkeypatch, capsys):
+def test_the_python_examples_run(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    (block,) = _blocks("python")
-    exec(compile(block, "README.md", "exec"), {})
+    scoring, training = _blocks("python")
+    exec(compile(scoring, "README.md", "exec"), {})
+    first_line = capsys.readouterr().out.splitlines()[0]
+    assert float(first_line) > 0.9
+    exec(compile(training, "README.md", "exec"), {})
     assert (tmp_path / "runs/python-demo/figures/traversal.png").exists()
     assert "torch.Size([3, 10])" in capsys.readouterr().out
 
