@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from untwine import metrics
 from untwine.data import GroundTruthDataset
@@ -194,3 +196,24 @@ def test_factor_vae_score_with_no_active_code_is_zero():
         num_eval=10,
     )
     assert result == {"train_accuracy": 0.0, "eval_accuracy": 0.0, "active_codes": 0}
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    order=st.permutations(range(5)),
+    scale=st.lists(st.floats(0.01, 100), min_size=5, max_size=5),
+    shift=st.lists(st.floats(-100, 100), min_size=5, max_size=5),
+)
+def test_histogram_metrics_are_invariant_to_affine_maps_of_each_code(order, scale, shift):
+    """MIG, modularity and MCC read each code up to a positive affine map and its position.
+
+    (IRS is not among them: it weights codes by their spread, as the reference does.)
+    """
+    factors = _factors()[:600]
+    rng = np.random.default_rng(7)
+    codes = np.column_stack(
+        [_identity(factors)[:600] + rng.normal(0, 0.3, (600, 4)), rng.normal(size=600)]
+    )
+    moved = codes[:, list(order)] * np.array(scale) + np.array(shift)
+    for metric in (metrics.mig, metrics.modularity, metrics.mcc):
+        assert metric(moved, factors) == pytest.approx(metric(codes, factors), abs=1e-9)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 import numpy as np
@@ -96,7 +97,7 @@ def _fit_factor_lightgbm(x_train, y_train, x_test, y_test, seed, n_jobs):
         random_state=seed,
         deterministic=True,
         force_row_wise=True,
-        n_jobs=n_jobs if n_jobs > 0 else 0,
+        n_jobs=n_jobs if n_jobs > 0 else os.cpu_count() or 1,
         verbose=-1,
     ).fit(x_train, y_train)
     gain = model.booster_.feature_importance("gain")
