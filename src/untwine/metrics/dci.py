@@ -32,7 +32,7 @@ def dci(
     on 10,000 points of dSprites), so factors are fitted in parallel over `n_jobs` processes.
     `estimator="lightgbm"` (the `untwine[fast]` extra) fits the same boosting budget (100
     depth-3 trees per class, learning rate 0.1) with LightGBM and total-gain importances:
-    about 20x faster on dSprites-sized inputs, but not the same trees, so not the same numbers.
+    about 30x faster on dSprites-sized inputs, but not the same trees, so not the same numbers.
     On our checks (benchmarks/metrics.py, tests) it reads disentanglement and completeness
     0.03-0.055 higher than the reference and informativeness within 0.02: good for watching a
     run, not for comparing with published DCI values.
