@@ -16,6 +16,8 @@ def test_an_empty_config_resolves_to_complete_defaults():
         "latent_dim": 10,
         "arch": "conv64",
         "likelihood": "bernoulli",
+        "likelihood_scale": 1.0,
+        "learn_scale": False,
         "beta": 4.0,
     }
     assert config["train"]["steps"] == 20000 and config["train"]["lr"] == 1e-4
@@ -45,7 +47,7 @@ def test_yaml_round_trip_gives_the_same_config(tmp_path):
         ({"train": {"lr": 0}}, "train.lr must be positive"),
         ({"train": {"device": "tpu"}}, "train.device must be one of auto, cpu, cuda"),
         ({"model": {"name": "vae", "beta": 4}}, "unknown option 'beta' for model 'vae'"),
-        ({"model": {"name": "gan"}}, "unknown model 'gan'; available: betavae, vae"),
+        ({"model": {"name": "gan"}}, "unknown model 'gan'; available: annealedvae, betatcvae"),
         ({"data": {"name": "mnist"}}, "unknown dataset 'mnist'"),
         ({"model": [1, 2]}, "section 'model' must be a mapping"),
     ],

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from untwine import metrics as m
 from untwine import runs
 from untwine.data import GroundTruthDataset, load_dataset, to_tensor
-from untwine.losses import kl_normal, reconstruction
+from untwine.losses import kl_normal
 from untwine.models import VAEBase
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al.: a unit is active when Var_x(E[z|x]) > 0.01
@@ -77,7 +77,7 @@ def model_health(
         eps = torch.randn(mu.shape, generator=generator, device=device)
         z = mu + eps * torch.exp(0.5 * logvar)
         kl_sum += kl_normal(mu, logvar).sum(0)
-        recon_sum += reconstruction(model.decode(z), x, model.likelihood).item() * len(x)
+        recon_sum += model.nll(model.decode(z), x).item() * len(x)
     kl_per_dim = (kl_sum / len(factors)).cpu().tolist()
     recon = recon_sum / len(factors)
     return {

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 
 from untwine.errors import UntwineError
 
-LIKELIHOODS = ("bernoulli",)
+LIKELIHOODS = ("bernoulli", "gaussian", "laplace")
+LOG_2PI = math.log(2 * math.pi)
 
 
 def kl_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -15,12 +19,112 @@ def kl_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1.0)
 
 
-def reconstruction(output: torch.Tensor, x: torch.Tensor, likelihood: str) -> torch.Tensor:
-    """Negative log-likelihood of `x` given the decoder output: sum over pixels, mean over batch."""
-    if likelihood == "bernoulli":  # output holds logits; x in [0, 1]
+def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Elementwise log N(z; mu, exp(logvar)); broadcasts."""
+    return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar))
+
+
+def reconstruction(
+    output: torch.Tensor, x: torch.Tensor, likelihood: str, log_scale: torch.Tensor | float = 0.0
+) -> torch.Tensor:
+    """Negative log-likelihood of `x` given the decoder output: sum over pixels, mean over batch.
+
+    bernoulli: `output` holds logits. gaussian: `output` is the mean, `log_scale` the log of
+    the standard deviation. laplace: `output` is the location, `log_scale` the log of the scale.
+    """
+    log_scale = torch.as_tensor(log_scale, dtype=output.dtype, device=output.device)
+    if likelihood == "bernoulli":
         nll = F.binary_cross_entropy_with_logits(output, x, reduction="none")
+    elif likelihood == "gaussian":
+        nll = 0.5 * (LOG_2PI + 2 * log_scale + (x - output).pow(2) * torch.exp(-2 * log_scale))
+    elif likelihood == "laplace":
+        nll = math.log(2) + log_scale + (x - output).abs() * torch.exp(-log_scale)
     else:
         raise UntwineError(
             f"unknown likelihood {likelihood!r}; available: {', '.join(LIKELIHOODS)}"
         )
     return nll.flatten(1).sum(1).mean()
+
+
+def _pairwise_log_density(z, mu, logvar) -> torch.Tensor:
+    """log q(z_i[d] | x_j) for every sample i, posterior j and dimension d, (B, B, D)."""
+    return log_normal(z[:, None, :], mu[None, :, :], logvar[None, :, :])
+
+
+def _stratified_log_weights(batch: int, dataset_size: int, device) -> torch.Tensor:
+    """Chen et al. (2018) minibatch stratified sampling: log importance weights, (B, B)."""
+    n, m = dataset_size, batch - 1
+    weights = torch.full((batch, batch), 1.0 / m, device=device)
+    weights.view(-1)[:: m + 1] = 1.0 / n  # the sample's own posterior
+    weights.view(-1)[1 :: m + 1] = (n - m) / (n * m)  # the stratum that stands in for the rest
+    weights[m - 1, 0] = (n - m) / (n * m)
+    return weights.log()
+
+
+def elbo_decomposition(
+    z: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    dataset_size: int,
+    estimator: Literal["mws", "mss"] = "mws",
+) -> dict[str, torch.Tensor]:
+    """Index-code MI, total correlation and dimension-wise KL of a batch (Chen et al. 2018, eq. 2).
+
+    Their sum is the batch's Monte Carlo estimate of KL(q(z|x) || p(z)). The aggregate
+    posterior q(z) and its marginals are estimated from the batch by minibatch weighted
+    sampling (`mws`: every posterior weighs 1/B) or minibatch stratified sampling (`mss`, which
+    needs the dataset size N). Chen et al.'s code weighs MWS by 1/(N B) instead, which shifts
+    the three terms by constants (TC by (D - 1) log N) and leaves every gradient unchanged; the
+    weights here sum to 1, so the logged terms estimate the quantities themselves.
+    """
+    batch = z.shape[0]
+    log_q_pairs = _pairwise_log_density(z, mu, logvar)  # (B, B, D)
+    if estimator == "mws":
+        log_w = torch.full((batch, batch), -math.log(batch), device=z.device)
+    elif estimator == "mss":
+        log_w = _stratified_log_weights(batch, dataset_size, z.device)
+    else:
+        raise UntwineError(f"unknown TC estimator {estimator!r}; accepted: mws, mss")
+    log_qz = torch.logsumexp(log_w + log_q_pairs.sum(2), dim=1)  # (B,)
+    log_qz_product = torch.logsumexp(log_w[:, :, None] + log_q_pairs, dim=1).sum(1)  # (B,)
+    log_qz_given_x = log_normal(z, mu, logvar).sum(1)  # (B,)
+    log_pz = log_normal(z, torch.zeros_like(z), torch.zeros_like(z)).sum(1)  # (B,)
+    return {
+        "mi": (log_qz_given_x - log_qz).mean(),
+        "tc": (log_qz - log_qz_product).mean(),
+        "dwkl": (log_qz_product - log_pz).mean(),
+    }
+
+
+def covariance(x: torch.Tensor) -> torch.Tensor:
+    """Biased covariance of the rows of x (B, D): E[x x^T] - E[x] E[x]^T, (D, D)."""
+    centred = x - x.mean(0, keepdim=True)
+    return centred.T @ centred / x.shape[0]
+
+
+def dip_penalty(cov: torch.Tensor, lambda_od: float, lambda_d: float) -> torch.Tensor:
+    """DIP-VAE (Kumar et al. 2018): λ_od Σ_{i≠j} C_ij² + λ_d Σ_i (C_ii − 1)²."""
+    diag = torch.diagonal(cov)
+    off_diagonal = cov - torch.diag(diag)
+    return lambda_od * off_diagonal.pow(2).sum() + lambda_d * (diag - 1).pow(2).sum()
+
+
+def mmd(x: torch.Tensor, y: torch.Tensor, kernel: Literal["rbf", "imq"] = "rbf") -> torch.Tensor:
+    """Unbiased MMD^2 between samples x (B, D) and y (B, D).
+
+    rbf: exp(-|a - b|^2 / (2 D)); imq: C / (C + |a - b|^2) with C = 2 D (WAE's choice for a
+    unit-variance prior).
+    """
+    dim = x.shape[1]
+
+    def k(a, b):
+        distance = torch.cdist(a, b).pow(2)
+        if kernel == "rbf":
+            return torch.exp(-distance / (2.0 * dim))
+        return (2.0 * dim) / (2.0 * dim + distance)
+
+    def mean_off_diagonal(matrix):
+        n = matrix.shape[0]
+        return (matrix.sum() - torch.diagonal(matrix).sum()) / (n * (n - 1))
+
+    return mean_off_diagonal(k(x, x)) + mean_off_diagonal(k(y, y)) - 2 * k(x, y).mean()

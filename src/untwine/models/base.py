@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -41,7 +42,9 @@ class VAEBase(nn.Module, ABC):
         observation_shape: tuple[int, ...],
         latent_dim: int = 10,
         arch: Literal["conv64"] = "conv64",
-        likelihood: Literal["bernoulli"] = "bernoulli",
+        likelihood: Literal["bernoulli", "gaussian", "laplace"] = "bernoulli",
+        likelihood_scale: float = 1.0,
+        learn_scale: bool = False,
     ) -> None:
         super().__init__()
         if len(observation_shape) != 3 or min(observation_shape) < 1:
@@ -50,10 +53,18 @@ class VAEBase(nn.Module, ABC):
             )
         if latent_dim < 1:
             raise UntwineError(f"model.latent_dim must be at least 1, got {latent_dim}")
+        if not likelihood_scale > 0:
+            raise UntwineError(f"model.likelihood_scale must be positive, got {likelihood_scale}")
         self.observation_shape = tuple(observation_shape)
         self.latent_dim = latent_dim
         self.likelihood = likelihood
         self.encoder, self.decoder = build_backbone(arch, self.observation_shape, latent_dim)
+        # log std (gaussian) or log scale (laplace) of p(x|z), shared by all pixels
+        log_scale = torch.tensor(math.log(likelihood_scale))
+        if learn_scale:
+            self.log_scale = nn.Parameter(log_scale)
+        else:
+            self.register_buffer("log_scale", log_scale)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and log-variance, each (B, D), for images (B, C, H, W) in [0, 1]."""
@@ -65,8 +76,21 @@ class VAEBase(nn.Module, ABC):
         return self.decoder(z)
 
     def mean_image(self, z: torch.Tensor) -> torch.Tensor:
-        """The expected image E[x|z] in [0, 1], (B, C, H, W)."""
-        return torch.sigmoid(self.decode(z))
+        """The expected observation E[x|z], (B, C, H, W)."""
+        output = self.decode(z)
+        return torch.sigmoid(output) if self.likelihood == "bernoulli" else output
+
+    def nll(self, output: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """-log p(x|z) for a decoder output: sum over pixels, mean over batch."""
+        return reconstruction(output, x, self.likelihood, self.log_scale)
+
+    def check_data(self, x: torch.Tensor) -> None:
+        """Refuse data the likelihood cannot model (Bernoulli needs values in [0, 1])."""
+        if self.likelihood == "bernoulli" and (x.min() < 0 or x.max() > 1):
+            raise UntwineError(
+                f"the bernoulli likelihood needs data in [0, 1], got values in "
+                f"[{x.min().item():.3g}, {x.max().item():.3g}]; use model.likelihood=gaussian"
+            )
 
     @torch.no_grad()
     def representation(self, x: torch.Tensor) -> torch.Tensor:
@@ -77,7 +101,7 @@ class VAEBase(nn.Module, ABC):
         """`loss` to minimise plus every named term; scalars, except `kl_per_dim` (D,)."""
         mu, logvar = self.encode(x)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)  # reparameterisation
-        recon = reconstruction(self.decode(z), x, self.likelihood)
+        recon = self.nll(self.decode(z), x)
         kl_per_dim = kl_normal(mu, logvar).mean(0)  # (D,)
         penalty, terms = self.regularizer(Posterior(mu, logvar, z, kl_per_dim), step)
         return {
@@ -98,8 +122,9 @@ class VAEBase(nn.Module, ABC):
 def create_model(name: str, **options: Any) -> VAEBase:
     """Build a registered model, e.g. `create_model("betavae", observation_shape=(1, 64, 64))`."""
     params = MODELS.resolve(name, options)
-    if "observation_shape" not in params:
-        raise UntwineError("model.observation_shape is required (it is set from the dataset)")
+    missing = [key for key in MODELS.options(name) if key not in params]
+    if missing:
+        raise UntwineError(f"model.{missing[0]} is required (training sets it from the dataset)")
     model = MODELS.get(name)(**params)
     model.config = {"name": name, **params}
     return model

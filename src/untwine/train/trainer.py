@@ -19,7 +19,7 @@ from untwine.config import RunConfig
 from untwine.data import GroundTruthDataset, load_dataset, to_tensor
 from untwine.errors import UntwineError
 from untwine.evaluate import evaluate
-from untwine.models import VAEBase, create_model
+from untwine.models import MODELS, VAEBase, create_model
 from untwine.train import checkpoint
 
 # Options that may change between a run and its resume without changing its results.
@@ -32,6 +32,10 @@ RESUMABLE_CHANGES = (
     "eval_metrics",
     "eval_samples",
 )
+
+
+# Model options read off the dataset at build time rather than set by a user.
+DATA_DERIVED_OPTIONS = ("observation_shape", "dataset_size")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -54,16 +58,27 @@ def sample_batch(
 
 
 def build(config: RunConfig, dataset: GroundTruthDataset) -> tuple[RunConfig, VAEBase]:
-    """The model for `config` on `dataset`, and the config with the data's shape filled in."""
-    shape = list(dataset.observation_shape)
-    given = config.model.options.get("observation_shape")
-    if given is not None and list(given) != shape:
-        raise UntwineError(
-            f"model.observation_shape {list(given)} does not match the data's {shape}"
-        )
-    options = {**config.model.options, "observation_shape": shape}
+    """The model for `config` on `dataset`, and the config with data-derived options filled in.
+
+    Options a model takes from the data (`observation_shape`, and `dataset_size` for the
+    estimators that need N) are set here; a user-given value must agree with the data.
+    """
+    derived = {"observation_shape": list(dataset.observation_shape), "dataset_size": len(dataset)}
+    accepted = MODELS.options(config.model.name)
+    options = dict(config.model.options)
+    for key, value in derived.items():
+        if key not in accepted:
+            continue
+        given = options.get(key)
+        if given is not None and _as_list(given) != _as_list(value):
+            raise UntwineError(f"model.{key} {given} does not match the data's {value}")
+        options[key] = value
     model = create_model(config.model.name, **options)
     return replace(config, model=replace(config.model, options=options)), model
+
+
+def _as_list(value):
+    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 def train(
@@ -106,6 +121,9 @@ def train(
         mininterval=0.5,
     )
     model.train()
+    model.check_data(
+        sample_batch(dataset, cfg.batch_size, torch.Generator().manual_seed(0), device)
+    )
     log = _LogAccumulator(cfg.batch_size)
     postfix: dict[str, str] = {}
     with _deferred_interrupt() as interrupted, bar:
@@ -227,8 +245,9 @@ def _prepare_run_dir(run_dir: Path, config: RunConfig, force: bool) -> bool:
 def _check_same_run(run_dir: Path, previous: RunConfig, config: RunConfig) -> None:
     """A resume must not change what is being trained; say which option differs."""
     old, new = previous.to_dict(), config.to_dict()
-    old["model"].pop("observation_shape", None)
-    new["model"].pop("observation_shape", None)
+    for key in DATA_DERIVED_OPTIONS:
+        old["model"].pop(key, None)
+        new["model"].pop(key, None)
     for section in ("data", "model", "train"):
         for key in sorted(set(old[section]) | set(new[section])):
             if section == "train" and key in RESUMABLE_CHANGES:
