@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from PIL import Image
 
+import untwine
 from tests.conftest import run_cli
+from untwine import runs
+from untwine.models import MODELS
 
 TINY = [
     "--steps",
@@ -73,7 +77,7 @@ def test_models_and_datasets_are_listed():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--model", "gan"], "error: unknown model 'gan'; available: betavae, vae"),
+        (["--model", "gan"], "error: unknown model 'gan'; available: annealedvae, betatcvae"),
         (["--dataset", "mnist"], "error: unknown dataset 'mnist'"),
         (["--steps", "-3"], "error: train.steps must be at least 1, got -3"),
         (["--latent-dim", "0"], "error: model.latent_dim must be at least 1, got 0"),
@@ -95,3 +99,32 @@ def test_bad_input_ends_with_one_line_and_exit_code_2(tmp_path, args, message):
 def test_traverse_of_a_folder_that_is_no_run_is_a_user_error(tmp_path):
     result = run_cli("traverse", str(tmp_path), check=False)
     assert result.returncode == 2 and "is not an untwine run" in result.stderr
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_every_model_trains_through_the_cli_into_a_loadable_run(tmp_path, name):
+    run_dir = tmp_path / name
+    run_cli(
+        "train",
+        "--model",
+        name,
+        "--out",
+        str(run_dir),
+        "--steps",
+        "4",
+        "--batch-size",
+        "4",
+        "--latent-dim",
+        "3",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "train.log_every=2",
+    )
+    model = untwine.load_run(run_dir)
+    assert model.config["name"] == name
+    log = runs.read_log(run_dir)
+    assert [r["step"] for r in log] == [2, 4] and all(np.isfinite(r["loss"]) for r in log)
+    if name == "betatcvae":
+        assert {"mi", "tc", "dwkl"} <= set(log[0])
+        assert runs.read_config(run_dir).model.options["dataset_size"] == 737_280

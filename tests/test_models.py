@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
 from untwine.data import load_dataset, to_tensor
 from untwine.errors import UntwineError
-from untwine.losses import kl_normal, reconstruction
-from untwine.models import MODELS, create_model
+from untwine.losses import elbo_decomposition, kl_normal, reconstruction
+from untwine.models import MODELS, Posterior, create_model
 
 SHAPE = (1, 64, 64)
+
+
+def make(name, **options):
+    """A model for 64x64 single-channel data; the dataset size for estimators that need it."""
+    if "dataset_size" in MODELS.options(name):
+        options.setdefault("dataset_size", 737_280)
+    return create_model(name, observation_shape=SHAPE, **options)
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +31,7 @@ def batch():
 @pytest.mark.parametrize("name", MODELS.names())
 def test_every_model_trains_a_step_with_gradient_to_every_parameter(name, batch):
     torch.manual_seed(0)
-    model = create_model(name, observation_shape=SHAPE, latent_dim=4)
+    model = make(name, latent_dim=4)
     terms = model.loss(batch, step=0)
     assert {"loss", "recon", "kl", "kl_per_dim"} <= set(terms)
     assert terms["kl_per_dim"].shape == (4,)
@@ -35,7 +43,7 @@ def test_every_model_trains_a_step_with_gradient_to_every_parameter(name, batch)
 
 @pytest.mark.parametrize("name", MODELS.names())
 def test_every_model_reloads_from_config_and_safetensors(name, batch, tmp_path):
-    model = create_model(name, observation_shape=SHAPE, latent_dim=3)
+    model = make(name, latent_dim=3)
     save_file(model.state_dict(), tmp_path / "w.safetensors")
     again = create_model(**model.config)
     again.load_state_dict(load_file(tmp_path / "w.safetensors"))
@@ -100,3 +108,79 @@ def test_bad_model_options_are_one_line_user_errors(options, message):
 def test_conv64_refuses_other_image_sizes():
     with pytest.raises(UntwineError, match="needs 64x64"):
         create_model("vae", observation_shape=(3, 32, 32))
+
+
+def _penalty(model, batch, seed=3):
+    """The model's regulariser on a batch, with the posterior it was computed from."""
+    torch.manual_seed(seed)
+    mu, logvar = model.encode(batch)
+    z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+    posterior = Posterior(mu, logvar, z, kl_normal(mu, logvar).mean(0))
+    return model.regularizer(posterior, step=0), posterior
+
+
+@pytest.mark.parametrize("estimator", ["mws", "mss"])
+def test_betatcvae_adds_weighted_mi_tc_and_dimension_wise_kl(batch, estimator):
+    model = make("betatcvae", latent_dim=4, alpha=2.0, beta=6.0, gamma=3.0, estimator=estimator)
+    (penalty, terms), p = _penalty(model, batch)
+    parts = elbo_decomposition(p.z, p.mu, p.logvar, 737_280, estimator)
+    expected = p.kl_per_dim.sum() + parts["mi"] + 5 * parts["tc"] + 2 * parts["dwkl"]
+    torch.testing.assert_close(penalty, expected)
+    assert set(terms) == {"mi", "tc", "dwkl"}
+    neutral = make("betatcvae", latent_dim=4, alpha=1.0, beta=1.0, gamma=1.0)
+    neutral.load_state_dict(model.state_dict())
+    (penalty, _), p = _penalty(neutral, batch)
+    torch.testing.assert_close(penalty, p.kl_per_dim.sum())  # all weights 1: the plain KL
+
+
+@pytest.mark.parametrize("variant", ["i", "ii"])
+def test_dipvae_penalty_is_kl_plus_the_covariance_penalty(batch, variant):
+    model = make("dipvae", latent_dim=4, variant=variant, lambda_od=2.0)
+    (penalty, terms), p = _penalty(model, batch)
+    mu = p.mu.detach().double()
+    cov = (mu - mu.mean(0)).T @ (mu - mu.mean(0)) / len(mu)
+    if variant == "ii":
+        cov = cov + torch.diag(p.logvar.detach().double().exp().mean(0))
+    off = cov - torch.diag(torch.diagonal(cov))
+    lambda_d = 20.0 if variant == "i" else 2.0
+    dip = 2.0 * (off**2).sum() + lambda_d * ((torch.diagonal(cov) - 1) ** 2).sum()
+    assert terms["dip"].item() == pytest.approx(dip.item(), rel=1e-4)
+    assert penalty.item() == pytest.approx((p.kl_per_dim.sum() + terms["dip"]).item(), rel=1e-6)
+
+
+def test_infovae_weights_kl_and_mmd_as_the_paper_does(batch):
+    model = make("infovae", latent_dim=4, alpha=0.5, lambda_=10.0)
+    (penalty, terms), p = _penalty(model, batch)
+    expected = 0.5 * p.kl_per_dim.sum() + 9.5 * terms["mmd"]
+    torch.testing.assert_close(penalty, expected)
+    plain = make("infovae", latent_dim=4, alpha=0.0, lambda_=1.0)
+    (penalty, _), p = _penalty(plain, batch)
+    torch.testing.assert_close(penalty, p.kl_per_dim.sum())  # α = 0, λ = 1: the VAE
+
+
+def test_annealedvae_pulls_kl_towards_a_linearly_rising_capacity(batch):
+    model = make("annealedvae", latent_dim=4, gamma=100.0, capacity_max=20.0, capacity_steps=1000)
+    assert [model.capacity(s) for s in (0, 500, 1000, 5000)] == [0.0, 10.0, 20.0, 20.0]
+    torch.manual_seed(0)
+    mu, logvar = model.encode(batch)
+    posterior = Posterior(mu, logvar, mu, kl_normal(mu, logvar).mean(0))
+    penalty, terms = model.regularizer(posterior, step=500)
+    kl = posterior.kl_per_dim.sum()
+    torch.testing.assert_close(penalty, 100.0 * (kl - 10.0).abs())
+    assert terms["capacity"].item() == 10.0
+
+
+@pytest.mark.parametrize("likelihood", ["gaussian", "laplace"])
+def test_continuous_likelihoods_learn_their_scale_when_asked(batch, likelihood):
+    model = make("vae", latent_dim=4, likelihood=likelihood, learn_scale=True)
+    model.loss(batch, 0)["loss"].backward()
+    assert model.log_scale.grad is not None and model.log_scale.grad.abs() > 0
+    fixed = make("vae", latent_dim=4, likelihood=likelihood, likelihood_scale=0.1)
+    assert "log_scale" not in dict(fixed.named_parameters())
+    assert fixed.log_scale.item() == pytest.approx(np.log(0.1))
+
+
+def test_bernoulli_refuses_data_outside_the_unit_interval():
+    with pytest.raises(UntwineError, match=r"bernoulli likelihood needs data in \[0, 1\]"):
+        make("vae").check_data(torch.tensor([[-0.5, 2.0]]))
+    make("vae", likelihood="gaussian").check_data(torch.tensor([[-0.5, 2.0]]))

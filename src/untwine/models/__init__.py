@@ -1,6 +1,17 @@
 """Models: the abstract VAE and one final class per method."""
 
-from untwine.models import betavae, vae
+from untwine.models import annealedvae, betatcvae, betavae, dipvae, infovae, vae
 from untwine.models.base import MODELS, Posterior, VAEBase, create_model
 
-__all__ = ["MODELS", "Posterior", "VAEBase", "betavae", "create_model", "vae"]
+__all__ = [
+    "MODELS",
+    "Posterior",
+    "VAEBase",
+    "annealedvae",
+    "betatcvae",
+    "betavae",
+    "create_model",
+    "dipvae",
+    "infovae",
+    "vae",
+]
