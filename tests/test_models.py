@@ -184,3 +184,19 @@ def test_bernoulli_refuses_data_outside_the_unit_interval():
     with pytest.raises(UntwineError, match=r"bernoulli likelihood needs data in \[0, 1\]"):
         make("vae").check_data(torch.tensor([[-0.5, 2.0]]))
     make("vae", likelihood="gaussian").check_data(torch.tensor([[-0.5, 2.0]]))
+
+
+def test_factorvae_pays_gamma_times_the_discriminator_tc_and_trains_the_critic_apart(batch):
+    model = make(
+        "factorvae", latent_dim=4, gamma=20.0, discriminator_hidden=32, discriminator_layers=2
+    )
+    (penalty, terms), p = _penalty(model, batch)
+    tc = (model.discriminator(p.z)[:, 0] - model.discriminator(p.z)[:, 1]).mean()
+    torch.testing.assert_close(penalty, p.kl_per_dim.sum() + 20.0 * tc)
+    assert {"tc", "discriminator_loss", "discriminator_accuracy"} <= set(terms)
+    objectives = model.objectives()
+    assert list(objectives) == ["loss", "discriminator_loss"]
+    vae = {id(q) for q in objectives["loss"]["params"]}
+    critic = {id(q) for q in objectives["discriminator_loss"]["params"]}
+    assert not vae & critic and vae | critic == {id(q) for q in model.parameters()}
+    assert objectives["discriminator_loss"]["options"]["betas"] == (0.5, 0.9)

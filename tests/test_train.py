@@ -74,10 +74,22 @@ def test_a_finished_run_is_not_retrained_and_force_starts_over(tmp_path):
     assert [r["step"] for r in runs.read_log(run_dir)] == [5, 10, 15, 20]
 
 
-def test_more_steps_continue_a_finished_run(tmp_path):
-    untwine.train(tiny_config(**{"train.steps": 10}), tmp_path / "a", progress=False)
-    untwine.train(tiny_config(), tmp_path / "a", progress=False)
-    untwine.train(tiny_config(), tmp_path / "b", progress=False)
+@pytest.mark.parametrize(
+    "model",
+    [
+        {},
+        {
+            "model.name": "factorvae",
+            "model.discriminator_hidden": 16,
+            "model.discriminator_layers": 2,
+        },
+    ],
+)
+def test_more_steps_continue_a_finished_run_exactly(tmp_path, model):
+    """Every optimiser (FactorVAE's critic's too) and RNG stream resumes where it stopped."""
+    untwine.train(tiny_config(**{**model, "train.steps": 10}), tmp_path / "a", progress=False)
+    untwine.train(tiny_config(**model), tmp_path / "a", progress=False)
+    untwine.train(tiny_config(**model), tmp_path / "b", progress=False)
     _assert_same_weights(tmp_path / "a", tmp_path / "b")
 
 

@@ -96,6 +96,17 @@ def elbo_decomposition(
     }
 
 
+def permute_dims(z: torch.Tensor) -> torch.Tensor:
+    """Shuffle each latent column independently across the batch: samples of prod_d q(z_d)."""
+    batch = z.shape[0]
+    return torch.stack([z[torch.randperm(batch, device=z.device), d] for d in range(z.shape[1])], 1)
+
+
+def density_ratio_tc(logits: torch.Tensor) -> torch.Tensor:
+    """Density-ratio TC estimate: mean of logit("from q(z)") - logit("permuted")."""
+    return (logits[:, 0] - logits[:, 1]).mean()
+
+
 def covariance(x: torch.Tensor) -> torch.Tensor:
     """Biased covariance of the rows of x (B, D): E[x x^T] - E[x] E[x]^T, (D, D)."""
     centred = x - x.mean(0, keepdim=True)

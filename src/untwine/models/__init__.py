@@ -1,6 +1,6 @@
 """Models: the abstract VAE and one final class per method."""
 
-from untwine.models import annealedvae, betatcvae, betavae, dipvae, infovae, vae
+from untwine.models import annealedvae, betatcvae, betavae, dipvae, factorvae, infovae, vae
 from untwine.models.base import MODELS, Posterior, VAEBase, create_model
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "betavae",
     "create_model",
     "dipvae",
+    "factorvae",
     "infovae",
     "vae",
 ]

@@ -84,6 +84,14 @@ class VAEBase(nn.Module, ABC):
         """-log p(x|z) for a decoder output: sum over pixels, mean over batch."""
         return reconstruction(output, x, self.likelihood, self.log_scale)
 
+    def objectives(self) -> dict[str, dict[str, Any]]:
+        """The loss keys to minimise, in order, each with its parameters and optimiser options.
+
+        A plain VAE minimises `loss` over every parameter. A model with a second player (a
+        discriminator) adds its own key, parameters and Adam options; the trainer steps each.
+        """
+        return {"loss": {"params": list(self.parameters())}}
+
     def check_data(self, x: torch.Tensor) -> None:
         """Refuse data the likelihood cannot model (Bernoulli needs values in [0, 1])."""
         if self.likelihood == "bernoulli" and (x.min() < 0 or x.max() > 1):

@@ -6,8 +6,16 @@ from torch import nn
 
 from untwine.errors import UntwineError
 from untwine.nn.conv import Conv64Decoder, Conv64Encoder
+from untwine.nn.discriminator import LatentDiscriminator
 
 ARCHITECTURES = ("conv64",)
+__all__ = [
+    "ARCHITECTURES",
+    "Conv64Decoder",
+    "Conv64Encoder",
+    "LatentDiscriminator",
+    "build_backbone",
+]
 
 
 def build_backbone(

@@ -10,15 +10,17 @@ import torch
 from untwine import runs
 from untwine.models import VAEBase
 
+Optimizers = dict[str, torch.optim.Optimizer]
+
 
 def capture(
-    step: int, model: VAEBase, optimizer: torch.optim.Optimizer, sampler: torch.Generator
+    step: int, model: VAEBase, optimizers: Optimizers, sampler: torch.Generator
 ) -> dict[str, Any]:
-    """Everything needed to continue exactly: weights, optimiser, both RNG streams, step."""
+    """Everything needed to continue exactly: weights, optimisers, both RNG streams, step."""
     state = {
         "step": step,
         "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
+        "optimizers": {key: opt.state_dict() for key, opt in optimizers.items()},
         "sampler_rng": sampler.get_state(),
         "torch_rng": torch.get_rng_state(),
     }
@@ -30,12 +32,13 @@ def capture(
 def restore(
     state: dict[str, Any],
     model: VAEBase,
-    optimizer: torch.optim.Optimizer,
+    optimizers: Optimizers,
     sampler: torch.Generator,
 ) -> int:
     """Load a captured state into live objects; returns the step to continue from."""
     model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
+    for key, optimizer in optimizers.items():
+        optimizer.load_state_dict(state["optimizers"][key])
     sampler.set_state(state["sampler_rng"].cpu())
     torch.set_rng_state(state["torch_rng"].cpu())
     if "cuda_rng" in state and torch.cuda.is_available():

@@ -49,6 +49,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def make_optimizers(model: VAEBase, lr: float) -> dict[str, torch.optim.Optimizer]:
+    """One Adam per objective the model declares; options it names override the run's lr."""
+    optimizers = {}
+    for key, spec in model.objectives().items():
+        options = {"lr": lr, "betas": (0.9, 0.999), "eps": 1e-8, **spec.get("options", {})}
+        optimizers[key] = torch.optim.Adam(spec["params"], **options)
+    return optimizers
+
+
 def sample_batch(
     dataset: GroundTruthDataset, size: int, generator: torch.Generator, device: torch.device
 ) -> torch.Tensor:
@@ -96,11 +105,11 @@ def train(
     torch.manual_seed(config.train.seed)
     config, model = build(config, dataset)
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
+    optimizers = make_optimizers(model, config.train.lr)
     sampler = torch.Generator().manual_seed(config.train.seed)
 
     state = runs.load_state(run_dir, device) if resuming else None
-    start = checkpoint.restore(state, model, optimizer, sampler) if state else 0
+    start = checkpoint.restore(state, model, optimizers, sampler) if state else 0
     if start > config.train.steps:
         raise UntwineError(
             f"{run_dir} is already at step {start}, past train.steps={config.train.steps}"
@@ -130,9 +139,10 @@ def train(
         for step in range(start, cfg.steps):
             x = sample_batch(dataset, cfg.batch_size, sampler, device)
             terms = model.loss(x, step)
-            optimizer.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            optimizer.step()
+            for i, (key, optimizer) in enumerate(optimizers.items()):  # "loss" first
+                optimizer.zero_grad(set_to_none=True)
+                terms[key].backward(retain_graph=i < len(optimizers) - 1)
+                optimizer.step()
 
             done = step + 1
             log.add(terms)
@@ -156,7 +166,7 @@ def train(
                 bar.set_postfix(postfix, refresh=False)
                 log.tick += time.perf_counter() - started  # evaluation is not training time
             if done % cfg.checkpoint_every == 0 or done == cfg.steps or interrupted.is_set():
-                state = checkpoint.capture(done, model, optimizer, sampler)
+                state = checkpoint.capture(done, model, optimizers, sampler)
                 checkpoint.save(run_dir, state, model)
             if interrupted.is_set() and done < cfg.steps:
                 raise TrainingInterrupted(done)

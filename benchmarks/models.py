@@ -1,0 +1,68 @@
+"""Every registered model on the same budget: images/s, final reconstruction and KL, and MIG.
+
+Prints one JSON object with a row per model. All models share the data (procedural dSprites),
+backbone, batch size, learning rate, seed and step count, so their rows compare directly; the
+plain VAE's throughput is the baseline for the `speed_vs_vae` ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+
+import untwine
+from untwine.config import apply_overrides, resolve_config
+from untwine.evaluate import evaluate
+from untwine.models import MODELS
+from untwine.runs import read_log
+
+
+def run(name: str, steps: int, batch_size: int, lr: float, samples: int) -> dict:
+    """Train one model in a temporary run directory and summarise it."""
+    overrides = [
+        f"model.name={name}",
+        f"train.steps={steps}",
+        f"train.batch_size={batch_size}",
+        f"train.lr={lr}",
+        "train.device=cpu",
+        f"train.log_every={max(steps // 10, 1)}",
+    ]
+    config = resolve_config(apply_overrides({}, overrides))
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        run_dir = untwine.train(config, f"{out}/run", progress=False)
+        seconds = time.perf_counter() - start
+        last = [r for r in read_log(run_dir) if "loss" in r][-1]
+        scores = evaluate(run_dir, metrics="mig", samples=samples)
+    return {
+        "model": name,
+        "images_per_s": round(steps * batch_size / seconds, 1),
+        "recon": round(last["recon"], 2),
+        "kl": round(last["kl"], 3),
+        "mig": round(scores["mig"], 4),
+        "active_units": scores["active_units"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--samples", type=int, default=2000, help="MIG points")
+    parser.add_argument("--models", default=",".join(MODELS.names()))
+    args = parser.parse_args()
+    run("vae", 5, args.batch_size, args.lr, 100)  # warm-up: sprites, kernels, allocator
+    rows = [
+        run(n, args.steps, args.batch_size, args.lr, args.samples) for n in args.models.split(",")
+    ]
+    vae = next((r for r in rows if r["model"] == "vae"), rows[0])
+    for row in rows:
+        row["speed_vs_vae"] = round(row["images_per_s"] / vae["images_per_s"], 3)
+    print(json.dumps({"benchmark": "models", **vars(args), "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
