@@ -29,6 +29,7 @@ def bare_loop(steps: int, batch_size: int, seed: int) -> float:
     model = create_model("betavae", observation_shape=dataset.observation_shape)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     generator = torch.Generator().manual_seed(seed)
+    torch.set_flush_denormal(True)  # as untwine.train does, so only the loop itself differs
     for step in range(steps):
         x = sample_batch(dataset, batch_size, generator, torch.device("cpu"))
         loss = model.loss(x, step)["loss"]

@@ -16,6 +16,8 @@ import untwine
 from tests.conftest import tiny_config
 from untwine import runs
 from untwine.errors import UntwineError
+from untwine.models.betavae import BetaVAE
+from untwine.train.trainer import TrainingDiverged
 
 TINY_CLI = [
     "--steps",
@@ -157,3 +159,29 @@ def _assert_same_weights(a, b):
     assert wa.keys() == wb.keys()
     for key in wa:
         assert torch.equal(wa[key], wb[key]), key
+
+
+def test_a_nan_stops_training_at_its_step_naming_the_term_and_keeps_the_checkpoint(
+    tmp_path, monkeypatch
+):
+    original = BetaVAE.regularizer
+
+    def poisoned(self, posterior, step):
+        penalty, terms = original(self, posterior, step)
+        return (penalty * float("nan"), terms) if step == 6 else (penalty, terms)
+
+    monkeypatch.setattr(BetaVAE, "regularizer", poisoned)
+    config = tiny_config(**{"train.checkpoint_every": 4})
+    with pytest.raises(TrainingDiverged, match=r"stopped at step 7: loss not finite.*step 4"):
+        untwine.train(config, tmp_path / "run", progress=False)
+    assert torch.load(tmp_path / "run" / "state.pt", weights_only=True)["step"] == 4
+    assert runs.trained_steps(tmp_path / "run") == 4
+
+
+def test_grad_clip_clips_every_objective(tmp_path, monkeypatch):
+    norms = []
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda params, n: norms.append(n))
+    untwine.train(
+        tiny_config(**{"train.grad_clip": 0.5, "train.steps": 3}), tmp_path / "run", progress=False
+    )
+    assert norms == [0.5, 0.5, 0.5]

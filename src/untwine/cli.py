@@ -31,6 +31,7 @@ TRAIN_FLAGS = {
     "device": "train.device",
     "eval_every": "train.eval_every",
     "eval_metrics": "train.eval_metrics",
+    "grad_clip": "train.grad_clip",
 }
 
 
@@ -38,13 +39,16 @@ class UntwineGroup(click.Group):
     """Turns user errors into one line on stderr and exit code 2, never a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from untwine.train.trainer import TrainingInterrupted
+        from untwine.train.trainer import TrainingDiverged, TrainingInterrupted
 
         try:
             return super().invoke(ctx)
         except UntwineError as error:
             click.echo(f"error: {error}", err=True)
             sys.exit(2)
+        except TrainingDiverged as failure:
+            click.echo(f"\nerror: {failure}", err=True)
+            sys.exit(1)
         except TrainingInterrupted as stop:
             click.echo(f"\n{stop}; run the same command again to resume", err=True)
             sys.exit(130)
@@ -66,6 +70,7 @@ def cli() -> None:
 @click.option("--lr", type=float, help="Adam learning rate.  [default: 1e-4]")
 @click.option("--seed", type=int, help="Seed for weights, batches and noise.  [default: 0]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="[default: auto]")
+@click.option("--grad-clip", type=float, help="Clip each objective's gradient norm (0: off).")
 @click.option(
     "--config",
     "config_file",

@@ -44,6 +44,7 @@ class TrainConfig:
     eval_every: int = 0  # 0: no evaluation during training
     eval_metrics: str = "mig"
     eval_samples: int = 10_000
+    grad_clip: float = 0.0  # max global gradient norm per objective; 0: no clipping
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "log_every", "checkpoint_every", "eval_samples"):
@@ -51,6 +52,8 @@ class TrainConfig:
                 raise UntwineError(f"train.{name} must be at least 1, got {getattr(self, name)}")
         if self.eval_every < 0:
             raise UntwineError(f"train.eval_every must be 0 (never) or more, got {self.eval_every}")
+        if self.grad_clip < 0:
+            raise UntwineError(f"train.grad_clip must be 0 (off) or positive, got {self.grad_clip}")
         if not self.lr > 0:
             raise UntwineError(f"train.lr must be positive, got {self.lr}")
         parse_metrics(self.eval_metrics)

@@ -16,6 +16,7 @@ from untwine.nn import build_backbone
 from untwine.registry import Registry
 
 MODELS = Registry("model", section="model")
+LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,8 @@ class VAEBase(nn.Module, ABC):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and log-variance, each (B, D), for images (B, C, H, W) in [0, 1]."""
         mu, logvar = self.encoder(x).chunk(2, dim=1)
-        return mu, logvar
+        # exp(±logvar) appears in every density: keep it inside float32's range
+        return mu, logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Decoder output for latents (B, D): logits for Bernoulli, means otherwise."""

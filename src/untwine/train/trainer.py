@@ -135,13 +135,17 @@ def train(
     )
     log = _LogAccumulator(cfg.batch_size)
     postfix: dict[str, str] = {}
-    with _deferred_interrupt() as interrupted, bar:
+    with _deferred_interrupt() as interrupted, bar, _flush_denormals():
         for step in range(start, cfg.steps):
             x = sample_batch(dataset, cfg.batch_size, sampler, device)
             terms = model.loss(x, step)
+            _stop_if_not_finite(terms, step + 1, run_dir)
             for i, (key, optimizer) in enumerate(optimizers.items()):  # "loss" first
                 optimizer.zero_grad(set_to_none=True)
                 terms[key].backward(retain_graph=i < len(optimizers) - 1)
+                if cfg.grad_clip:
+                    params = [p for group in optimizer.param_groups for p in group["params"]]
+                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                 optimizer.step()
 
             done = step + 1
@@ -213,12 +217,38 @@ def _postfix(record: dict) -> dict[str, str]:
     return {k: f"{v:.4g}" for k, v in record.items() if isinstance(v, float)}
 
 
+class TrainingDiverged(RuntimeError):
+    """A loss term became NaN or infinite; the weights of that step were not applied or saved."""
+
+
+def _stop_if_not_finite(terms: dict[str, torch.Tensor], step: int, run_dir: Path) -> None:
+    """Stop at the step a term turns NaN/Inf, naming it; the last checkpoint stays as it was."""
+    if bool(torch.isfinite(terms["loss"]).all()):
+        return
+    bad = [k for k, v in terms.items() if not bool(torch.isfinite(v.detach()).all())]
+    saved = runs.trained_steps(run_dir)
+    raise TrainingDiverged(
+        f"training stopped at step {step}: {', '.join(bad)} not finite; the last checkpoint "
+        f"(step {saved}) is kept in {run_dir}. Try a lower train.lr or train.grad_clip=1.0"
+    )
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C arrived; the step in progress finished and a checkpoint was saved."""
 
     def __init__(self, step: int) -> None:
         super().__init__(f"interrupted after step {step}; checkpoint saved")
         self.step = step
+
+
+@contextlib.contextmanager
+def _flush_denormals() -> Iterator[None]:
+    """Subnormal floats count as zero while training (tiny activations slow CPUs up to 1.6x)."""
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
 
 
 @contextlib.contextmanager
