@@ -19,6 +19,8 @@ def test_an_empty_config_resolves_to_complete_defaults():
         "likelihood_scale": 1.0,
         "learn_scale": False,
         "beta": 4.0,
+        "beta_schedule": "constant",
+        "beta_period": 10000,
     }
     assert config["train"]["steps"] == 20000 and config["train"]["lr"] == 1e-4
 

@@ -24,6 +24,7 @@ TRAIN_FLAGS = {
     "dataset": "data.name",
     "latent_dim": "model.latent_dim",
     "beta": "model.beta",
+    "beta_schedule": "model.beta_schedule",
     "steps": "train.steps",
     "batch_size": "train.batch_size",
     "lr": "train.lr",
@@ -65,6 +66,11 @@ def cli() -> None:
 @click.option("--dataset", help="Dataset name (see `untwine datasets`).  [default: dsprites]")
 @click.option("--latent-dim", type=int, help="Number of latent dimensions.  [default: 10]")
 @click.option("--beta", type=float, help="KL weight, for models that have one.")
+@click.option(
+    "--beta-schedule",
+    type=click.Choice(["constant", "linear", "cyclical"]),
+    help="β-VAE: warm β up linearly or cyclically over model.beta_period steps.",
+)
 @click.option("--steps", type=int, help="Optimiser steps.  [default: 20000]")
 @click.option("--batch-size", type=int, help="Images per step.  [default: 64]")
 @click.option("--lr", type=float, help="Adam learning rate.  [default: 1e-4]")

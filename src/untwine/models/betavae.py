@@ -6,19 +6,32 @@ import torch
 
 from untwine.errors import UntwineError
 from untwine.models.base import MODELS, Posterior, VAEBase
+from untwine.schedules import Schedule, anneal
 
 
 @MODELS.register("betavae")
 class BetaVAE(VAEBase):
     """A heavier KL weight (β > 1) pressures the posterior towards the factorised prior."""
 
-    def __init__(self, beta: float = 4.0, **backbone) -> None:
+    def __init__(
+        self,
+        beta: float = 4.0,
+        beta_schedule: Schedule = "constant",
+        beta_period: int = 10_000,
+        **backbone,
+    ) -> None:
+        """`beta_schedule` warms β up from 0 over `beta_period` steps (`linear`) or in cycles of
+        `beta_period` steps (`cyclical`), which keeps high-β runs from collapsing early."""
         super().__init__(**backbone)
         if beta < 0:
             raise UntwineError(f"model.beta must be non-negative, got {beta}")
-        self.beta = beta
+        if beta_period < 1:
+            raise UntwineError(f"model.beta_period must be at least 1, got {beta_period}")
+        self.beta, self.beta_schedule, self.beta_period = beta, beta_schedule, beta_period
 
     def regularizer(
         self, posterior: Posterior, step: int
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return self.beta * posterior.kl_per_dim.sum(), {}
+        beta = anneal(self.beta_schedule, step, self.beta, self.beta_period)
+        kl = posterior.kl_per_dim.sum()
+        return beta * kl, {"beta": torch.tensor(beta, device=kl.device)}
