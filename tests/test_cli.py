@@ -104,27 +104,11 @@ def test_traverse_of_a_folder_that_is_no_run_is_a_user_error(tmp_path):
 @pytest.mark.parametrize("name", MODELS.names())
 def test_every_model_trains_through_the_cli_into_a_loadable_run(tmp_path, name):
     run_dir = tmp_path / name
-    run_cli(
-        "train",
-        "--model",
-        name,
-        "--out",
-        str(run_dir),
-        "--steps",
-        "4",
-        "--batch-size",
-        "4",
-        "--latent-dim",
-        "3",
-        "--device",
-        "cpu",
-        "--no-progress",
-        "train.log_every=2",
-    )
+    run_cli("train", "--model", name, "--out", str(run_dir), *TINY)
     model = untwine.load_run(run_dir)
     assert model.config["name"] == name
     log = runs.read_log(run_dir)
-    assert [r["step"] for r in log] == [2, 4] and all(np.isfinite(r["loss"]) for r in log)
+    assert [r["step"] for r in log] == [3, 6] and all(np.isfinite(r["loss"]) for r in log)
     if name == "betatcvae":
         assert {"mi", "tc", "dwkl"} <= set(log[0])
         assert runs.read_config(run_dir).model.options["dataset_size"] == 737_280
