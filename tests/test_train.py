@@ -46,7 +46,8 @@ def test_a_run_directory_holds_config_weights_state_and_log(tmp_path):
     assert list(config["model"]["observation_shape"]) == [1, 64, 64]
     log = runs.read_log(run_dir)
     assert [r["step"] for r in log] == [5, 10, 15, 20]
-    assert {"loss", "recon", "kl", "kl_per_dim", "images_per_s"} <= set(log[0])
+    assert {"loss", "recon", "kl", "kl_per_dim", "active_units", "images_per_s"} <= set(log[0])
+    assert 0 <= log[-1]["active_units"] <= 4
     assert len(log[0]["kl_per_dim"]) == 4
     state = torch.load(run_dir / "state.pt", weights_only=True)
     assert state["step"] == 20

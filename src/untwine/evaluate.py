@@ -15,8 +15,7 @@ from untwine import runs
 from untwine.data import GroundTruthDataset, load_dataset, to_tensor
 from untwine.losses import kl_normal
 from untwine.models import VAEBase
-
-ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al.: a unit is active when Var_x(E[z|x]) > 0.01
+from untwine.models.base import ACTIVE_UNIT_THRESHOLD
 
 
 def representation_function(

@@ -17,6 +17,7 @@ from untwine.registry import Registry
 
 MODELS = Registry("model", section="model")
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
+ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al.: a unit is active when Var_x(E[z|x]) > 0.01
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,8 @@ class VAEBase(nn.Module, ABC):
             "recon": recon,
             "kl": kl_per_dim.sum(),
             **terms,
+            # posterior-collapse monitor: units whose mean varies over the batch
+            "active_units": (mu.detach().var(0) > ACTIVE_UNIT_THRESHOLD).sum().float(),
             "kl_per_dim": kl_per_dim,
         }
 
