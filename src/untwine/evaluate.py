@@ -14,6 +14,7 @@ from untwine import metrics as m
 from untwine import runs
 from untwine.data import GroundTruthDataset, load_dataset, to_tensor
 from untwine.losses import kl_normal
+from untwine.metrics._sampling import sample_codes
 from untwine.models import VAEBase
 from untwine.models.base import ACTIVE_UNIT_THRESHOLD
 
@@ -32,24 +33,6 @@ def representation_function(
         return np.concatenate(codes).astype(np.float64)
 
     return encode
-
-
-def sample_codes(
-    dataset: GroundTruthDataset,
-    encode: Callable[[np.ndarray], np.ndarray],
-    n: int,
-    rng: np.random.Generator,
-    chunk: int = 1024,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Codes and factor indices of `n` images drawn afresh and uniformly from the grid."""
-    factors = dataset.sample_factors(n, rng)
-    codes = np.concatenate(
-        [
-            encode(dataset.observations_from_factors(factors[i : i + chunk], rng))
-            for i in range(0, n, chunk)
-        ]
-    )
-    return codes, factors
 
 
 @torch.no_grad()

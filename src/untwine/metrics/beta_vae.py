@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 from untwine.data import GroundTruthDataset
-
-RepresentationFn = Callable[[np.ndarray], np.ndarray]
+from untwine.metrics._sampling import RepresentationFn
 
 
 def beta_vae_score(

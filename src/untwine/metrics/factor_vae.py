@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from untwine.data import GroundTruthDataset
-from untwine.metrics.beta_vae import RepresentationFn
+from untwine.metrics._sampling import RepresentationFn, sample_codes
 
 
 def factor_vae_score(
@@ -26,7 +26,7 @@ def factor_vae_score(
     One vote: pick a factor k, draw `batch_size` factor vectors sharing the first one's value of
     k; the vote is (argmin over active codes of local variance / global variance, k).
     """
-    codes = _encode_in_chunks(dataset, representation_fn, rng, num_variance_estimate)
+    codes, _ = sample_codes(dataset, representation_fn, num_variance_estimate, rng)
     global_variance = codes.var(axis=0, ddof=1)
     active = np.sqrt(global_variance) >= threshold
     if not active.any():
@@ -42,17 +42,6 @@ def factor_vae_score(
         "eval_accuracy": float(evaluation[classifier, columns].sum() / evaluation.sum()),
         "active_codes": int(active.sum()),
     }
-
-
-def _encode_in_chunks(dataset, representation_fn, rng, n, chunk: int = 1024) -> np.ndarray:
-    """Codes of `n` random images, rendering at most `chunk` images at a time."""
-    factors = dataset.sample_factors(n, rng)
-    return np.concatenate(
-        [
-            representation_fn(dataset.observations_from_factors(factors[i : i + chunk], rng))
-            for i in range(0, n, chunk)
-        ]
-    )
 
 
 def _votes(

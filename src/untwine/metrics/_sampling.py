@@ -1,0 +1,29 @@
+"""Drawing points from a ground-truth dataset and encoding them, a bounded chunk at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from untwine.data import GroundTruthDataset
+
+RepresentationFn = Callable[[np.ndarray], np.ndarray]  # uint8 images (n, H, W, C) -> codes (n, d)
+
+
+def sample_codes(
+    dataset: GroundTruthDataset,
+    encode: RepresentationFn,
+    n: int,
+    rng: np.random.Generator,
+    chunk: int = 1024,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and factor indices of `n` images drawn afresh and uniformly from the grid."""
+    factors = dataset.sample_factors(n, rng)
+    codes = np.concatenate(
+        [
+            encode(dataset.observations_from_factors(factors[i : i + chunk], rng))
+            for i in range(0, n, chunk)
+        ]
+    )
+    return codes, factors
