@@ -130,14 +130,13 @@ def train(
         mininterval=0.5,
     )
     model.train()
-    model.check_data(
-        sample_batch(dataset, cfg.batch_size, torch.Generator().manual_seed(0), device)
-    )
     log = _LogAccumulator(cfg.batch_size)
     postfix: dict[str, str] = {}
     with _deferred_interrupt() as interrupted, bar, _flush_denormals():
         for step in range(start, cfg.steps):
             x = sample_batch(dataset, cfg.batch_size, sampler, device)
+            if step == start:
+                model.check_data(x)  # at the door: the first batch the model will see
             terms = model.loss(x, step)
             _stop_if_not_finite(terms, step + 1, run_dir)
             for i, (key, optimizer) in enumerate(optimizers.items()):  # "loss" first
