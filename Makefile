@@ -11,12 +11,12 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH)" -e ".[fast,test]"
+	$(BIN)/python -m pip install --quiet "$(TORCH)" -e ".[test]"
 	touch $@
 
 demo: install
 	$(BIN)/untwine train --model betavae --beta 4 --dataset dsprites --steps 2000 --out runs/demo
-	$(BIN)/untwine evaluate runs/demo --samples 1000 --dci-estimator lightgbm
+	$(BIN)/untwine evaluate runs/demo --samples 1000
 
 test: install
 	$(BIN)/ruff check src tests benchmarks

@@ -143,10 +143,10 @@ def test_bad_arrays_are_named(codes, factors, message):
         metrics.mig(codes, factors)
 
 
-def test_fast_dci_scores_identity_high_and_noise_low():
+def test_reference_dci_scores_identity_high_and_noise_low():
     factors = _factors()
-    identity = metrics.dci(_identity(factors), factors, estimator="lightgbm")
-    noise = metrics.dci(_noise(), factors, estimator="lightgbm")
+    identity = metrics.dci(_identity(factors), factors, estimator="reference")
+    noise = metrics.dci(_noise(), factors, estimator="reference")
     assert identity["disentanglement"] > 0.95 and identity["informativeness_test"] > 0.99
     assert noise["disentanglement"] < 0.1 and noise["completeness"] < 0.1
     with pytest.raises(UntwineError, match="unknown DCI estimator 'xgb'"):

@@ -78,7 +78,7 @@ def evaluate(
     metrics: str | Iterable[str] = "all",
     seed: int = 0,
     samples: int = 10_000,
-    dci_estimator: str = "reference",
+    dci_estimator: str = "fast",
     batch_size: int = 256,
     device: str = "cpu",
     progress: bool = False,

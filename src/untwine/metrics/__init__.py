@@ -70,7 +70,7 @@ def score(
     *,
     metrics: str | Iterable[str] = "all",
     seed: int = 0,
-    dci_estimator: str = "reference",
+    dci_estimator: str = "fast",
     on_metric: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
     """Every requested array metric on one split, as a flat dict (`mig`, `dci.completeness`...).
