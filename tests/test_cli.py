@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import untwine
@@ -112,3 +113,13 @@ def test_every_model_trains_through_the_cli_into_a_loadable_run(tmp_path, name):
     if name == "betatcvae":
         assert {"mi", "tc", "dwkl"} <= set(log[0])
         assert runs.read_config(run_dir).model.options["dataset_size"] == 737_280
+
+
+@pytest.mark.parametrize("arch", ["conv64-deep", "mlp"])
+def test_each_arch_trains_through_the_cli_and_is_saved_with_its_sizes(tmp_path, arch):
+    run_dir = tmp_path / arch
+    run_cli("train", "--arch", arch, "--out", str(run_dir), "model.hidden=[32,16]", *TINY)
+    options = runs.read_config(run_dir).model.options
+    assert options["arch"] == arch and list(options["hidden"]) == [32, 16]
+    model = untwine.load_run(run_dir)
+    assert model.encoder(torch.zeros(1, 1, 64, 64)).shape == (1, 2 * model.latent_dim)

@@ -15,6 +15,7 @@ def test_an_empty_config_resolves_to_complete_defaults():
         "name": "betavae",
         "latent_dim": 10,
         "arch": "conv64",
+        "hidden": (1200, 1200),
         "likelihood": "bernoulli",
         "likelihood_scale": 1.0,
         "learn_scale": False,

@@ -97,7 +97,7 @@ def test_loss_decreases_over_50_steps_on_a_tiny_subset(batch):
         ({"beta": -1.0}, "beta must be non-negative"),
         ({"betta": 4}, "unknown option 'betta'"),
         ({"latent_dim": 2.5}, "latent_dim must be an integer"),
-        ({"arch": "resnet"}, "arch must be one of conv64"),
+        ({"arch": "resnet"}, "arch must be one of conv64, conv64-deep, mlp"),
     ],
 )
 def test_bad_model_options_are_one_line_user_errors(options, message):
@@ -105,9 +105,45 @@ def test_bad_model_options_are_one_line_user_errors(options, message):
         create_model("betavae", observation_shape=SHAPE, **options)
 
 
-def test_conv64_refuses_other_image_sizes():
-    with pytest.raises(UntwineError, match="needs 64x64"):
-        create_model("vae", observation_shape=(3, 32, 32))
+@pytest.mark.parametrize("arch", ["conv64", "conv64-deep"])
+def test_conv_archs_refuse_other_image_sizes(arch):
+    with pytest.raises(UntwineError, match=r"needs 64x64 images .* use arch mlp"):
+        create_model("vae", observation_shape=(3, 32, 32), arch=arch)
+
+
+@pytest.mark.parametrize(
+    ("arch", "shape", "hidden"),
+    [
+        ("conv64-deep", (3, 64, 64), (1200, 1200)),
+        ("mlp", (1, 64, 64), (64, 32)),
+        ("mlp", (7,), (16,)),  # a table row of seven features
+    ],
+)
+def test_every_arch_maps_observations_to_posteriors_and_back(arch, shape, hidden):
+    torch.manual_seed(0)
+    model = create_model(
+        "vae",
+        observation_shape=shape,
+        latent_dim=3,
+        arch=arch,
+        hidden=hidden,
+        likelihood="gaussian",
+    )
+    x = torch.rand(5, *shape)
+    mu, logvar = model.encode(x)
+    assert mu.shape == logvar.shape == (5, 3)
+    assert model.decode(mu).shape == (5, *shape)
+    model.loss(x, step=0)["loss"].backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_mlp_hidden_sizes_are_the_layers_the_user_asked_for():
+    model = create_model("vae", observation_shape=(7,), latent_dim=3, arch="mlp", hidden=(16, 8))
+    encoder = [m.out_features for m in model.encoder.modules() if isinstance(m, torch.nn.Linear)]
+    decoder = [m.out_features for m in model.decoder.modules() if isinstance(m, torch.nn.Linear)]
+    assert encoder == [16, 8, 6] and decoder == [8, 16, 7]
+    with pytest.raises(UntwineError, match="hidden must be positive layer sizes"):
+        create_model("vae", observation_shape=(7,), arch="mlp", hidden=(16, 0))
 
 
 def _penalty(model, batch, seed=3):

@@ -23,6 +23,7 @@ TRAIN_FLAGS = {
     "model": "model.name",
     "dataset": "data.name",
     "latent_dim": "model.latent_dim",
+    "arch": "model.arch",
     "beta": "model.beta",
     "beta_schedule": "model.beta_schedule",
     "steps": "train.steps",
@@ -65,6 +66,11 @@ def cli() -> None:
 @click.option("--model", help="Model name (see `untwine models`).  [default: betavae]")
 @click.option("--dataset", help="Dataset name (see `untwine datasets`).  [default: dsprites]")
 @click.option("--latent-dim", type=int, help="Number of latent dimensions.  [default: 10]")
+@click.option(
+    "--arch",
+    type=click.Choice(["conv64", "conv64-deep", "mlp"]),
+    help="Encoder/decoder: the study's convnet, a deeper one, or an MLP (model.hidden sizes it).",
+)
 @click.option("--beta", type=float, help="KL weight, for models that have one.")
 @click.option(
     "--beta-schedule",

@@ -43,15 +43,17 @@ class VAEBase(nn.Module, ABC):
         self,
         observation_shape: tuple[int, ...],
         latent_dim: int = 10,
-        arch: Literal["conv64"] = "conv64",
+        arch: Literal["conv64", "conv64-deep", "mlp"] = "conv64",
+        hidden: tuple[int, ...] = (1200, 1200),
         likelihood: Literal["bernoulli", "gaussian", "laplace"] = "bernoulli",
         likelihood_scale: float = 1.0,
         learn_scale: bool = False,
     ) -> None:
         super().__init__()
-        if len(observation_shape) != 3 or min(observation_shape) < 1:
+        if len(observation_shape) == 0 or min(observation_shape) < 1:
             raise UntwineError(
-                f"model.observation_shape must be (C, H, W), got {observation_shape}"
+                f"model.observation_shape must be positive sizes, e.g. (C, H, W) or (features,), "
+                f"got {observation_shape}"
             )
         if latent_dim < 1:
             raise UntwineError(f"model.latent_dim must be at least 1, got {latent_dim}")
@@ -60,7 +62,9 @@ class VAEBase(nn.Module, ABC):
         self.observation_shape = tuple(observation_shape)
         self.latent_dim = latent_dim
         self.likelihood = likelihood
-        self.encoder, self.decoder = build_backbone(arch, self.observation_shape, latent_dim)
+        self.encoder, self.decoder = build_backbone(
+            arch, self.observation_shape, latent_dim, hidden
+        )
         # log std (gaussian) or log scale (laplace) of p(x|z), shared by all pixels
         log_scale = torch.tensor(math.log(likelihood_scale))
         if learn_scale:

@@ -2,29 +2,56 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from torch import nn
 
 from untwine.errors import UntwineError
-from untwine.nn.conv import Conv64Decoder, Conv64Encoder
+from untwine.nn.conv import Conv64Decoder, Conv64DeepDecoder, Conv64DeepEncoder, Conv64Encoder
 from untwine.nn.discriminator import LatentDiscriminator
+from untwine.nn.mlp import MLPDecoder, MLPEncoder
 
-ARCHITECTURES = ("conv64",)
+ARCHITECTURES = ("conv64", "conv64-deep", "mlp")
 __all__ = [
     "ARCHITECTURES",
     "Conv64Decoder",
+    "Conv64DeepDecoder",
+    "Conv64DeepEncoder",
     "Conv64Encoder",
     "LatentDiscriminator",
+    "MLPDecoder",
+    "MLPEncoder",
     "build_backbone",
 ]
 
 
 def build_backbone(
-    arch: str, observation_shape: tuple[int, int, int], latent_dim: int
+    arch: str,
+    observation_shape: tuple[int, ...],
+    latent_dim: int,
+    hidden: Sequence[int] = (1200, 1200),
 ) -> tuple[nn.Module, nn.Module]:
-    """Encoder (x -> 2 * latent_dim posterior parameters) and decoder (z -> x logits or means)."""
-    channels, height, width = observation_shape
-    if arch == "conv64":
-        if (height, width) != (64, 64):
-            raise UntwineError(f"arch conv64 needs 64x64 images, the data has {height}x{width}")
-        return Conv64Encoder(channels, 2 * latent_dim), Conv64Decoder(latent_dim, channels)
-    raise UntwineError(f"unknown arch {arch!r}; available: {', '.join(ARCHITECTURES)}")
+    """Encoder (x -> 2 * latent_dim posterior parameters) and decoder (z -> x logits or means).
+
+    `hidden` sizes the `mlp` arch's layers (encoder order; the decoder mirrors them).
+    """
+    if arch == "mlp":
+        if not hidden or min(hidden) < 1:
+            raise UntwineError(f"model.hidden must be positive layer sizes, got {list(hidden)}")
+        return (
+            MLPEncoder(observation_shape, hidden, 2 * latent_dim),
+            MLPDecoder(latent_dim, hidden, observation_shape),
+        )
+    convs = {
+        "conv64": (Conv64Encoder, Conv64Decoder),
+        "conv64-deep": (Conv64DeepEncoder, Conv64DeepDecoder),
+    }
+    if arch not in convs:
+        raise UntwineError(f"unknown arch {arch!r}; available: {', '.join(ARCHITECTURES)}")
+    if len(observation_shape) != 3 or tuple(observation_shape[1:]) != (64, 64):
+        raise UntwineError(
+            f"arch {arch} needs 64x64 images (C, 64, 64), the data has shape "
+            f"{tuple(observation_shape)}; use arch mlp for other shapes"
+        )
+    encoder, decoder = convs[arch]
+    return encoder(observation_shape[0], 2 * latent_dim), decoder(latent_dim, observation_shape[0])

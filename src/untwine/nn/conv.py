@@ -52,3 +52,45 @@ class Conv64Decoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
+
+
+class Conv64DeepEncoder(nn.Module):
+    """Four 4x4 stride-2 convs with 32, 64, 128, 256 filters, dense 256, `out_dim` outputs."""
+
+    def __init__(self, in_channels: int, out_dim: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip((in_channels, 32, 64, 128), (32, 64, 128, 256), strict=True):
+            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]  # halves H, W
+        self.net = nn.Sequential(
+            *layers,  # (B, 256, 4, 4)
+            nn.Flatten(),
+            nn.Linear(256 * 4 * 4, 256),
+            nn.ReLU(),
+            nn.Linear(256, out_dim),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Conv64DeepDecoder(nn.Module):
+    """The deep encoder mirrored: dense 256, dense 4x4x256, transposed convs 128, 64, 32, C."""
+
+    def __init__(self, latent_dim: int, out_channels: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip((256, 128, 64), (128, 64, 32), strict=True):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]
+        self.net = nn.Sequential(
+            nn.Linear(latent_dim, 256),
+            nn.ReLU(),
+            nn.Linear(256, 256 * 4 * 4),
+            nn.ReLU(),
+            nn.Unflatten(1, (256, 4, 4)),
+            *layers,  # (B, 32, 32, 32)
+            nn.ConvTranspose2d(32, out_channels, 4, stride=2, padding=1),  # (B, C, 64, 64)
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
