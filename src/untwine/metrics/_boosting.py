@@ -209,15 +209,17 @@ def _fit_tree(
     weight[0] = n
     exists[0] = True
     leaf[0] = max_depth == 0 or _is_pure(weight[0], total[0], squares[0])
+    hist = np.zeros((0, x.shape[1], bin_start.shape[1] - 1, 3))
     for depth in range(max_depth):
         first, stop = 2**depth - 1, 2 ** (depth + 1) - 1
         if not _any_open(leaf, exists, first, stop):
             break
+        hist = _histograms(bins, bin_start, g, node, depth, leaf, exists, weight, hist)
         _find_splits(
             order,
             sorted_values,
-            bins,
             bin_start,
+            hist,
             g,
             node,
             first,
@@ -281,11 +283,47 @@ def _any_open(leaf, exists, first, stop):
 
 
 @numba.njit(cache=True)
+def _histograms(bins, bin_start, g, node, depth, leaf, exists, weight, parent):
+    """Count, sum of g and sum of its positive part per (open node at `depth`, feature, bin).
+
+    Below the root only the smaller child of each split is summed over its samples; the
+    other is its parent's histogram minus it.
+    """
+    n, d = bins.shape
+    first, stop = 2**depth - 1, 2 ** (depth + 1) - 1
+    hist = np.zeros((stop - first, d, bin_start.shape[1] - 1, 3))
+    direct = np.zeros(stop - first, dtype=np.bool_)
+    for j in range(first, stop):
+        if depth == 0 or not exists[j]:
+            direct[j - first] = depth == 0
+            continue
+        sibling = j + 1 if j % 2 == 1 else j - 1
+        smaller = weight[j] < weight[sibling] or (weight[j] == weight[sibling] and j % 2 == 1)
+        direct[j - first] = smaller and not (leaf[j] and leaf[sibling])
+    for i in range(n):
+        j = node[i]
+        if j < first or not direct[j - first]:
+            continue
+        s, gi = j - first, g[i]
+        gp = gi if gi > 0.0 else 0.0
+        for f in range(d):
+            cell = hist[s, f, bins[i, f]]
+            cell[0] += 1.0
+            cell[1] += gi
+            cell[2] += gp
+    for j in range(first, stop):
+        if depth > 0 and exists[j] and not leaf[j] and not direct[j - first]:
+            sibling = j + 1 if j % 2 == 1 else j - 1
+            hist[j - first] = parent[(j - 1) // 2 - (first - 1) // 2] - hist[sibling - first]
+    return hist
+
+
+@numba.njit(cache=True)
 def _find_splits(
     order,
     sorted_values,
-    bins,
     bin_start,
+    hist,
     g,
     node,
     first,
@@ -301,29 +339,14 @@ def _find_splits(
     """Best split of every open node numbered first..stop-1; nodes without one become leaves.
 
     Exact search, made cheap: per (node, feature, bin of sorted values) counts, sums of g and
-    of its positive part give every split at a bin edge at once (edges sit where the sorted
+    of its positive part (`hist`) give every split at a bin edge at once (edges sit where the sorted
     values jump by more than 1e-7, so each is a valid split) and an upper bound on the splits
     inside each bin (`_bin_bound`). Only bins whose bound reaches the best edge are scanned
     sample by sample. As in sklearn's scan, features are tried in a random order and
     positions left to right, and only a strictly better split replaces the best so far.
     """
-    n, d = bins.shape
-    n_bins = bin_start.shape[1] - 1
-    slots = stop - first
-    count = np.zeros((slots, d, n_bins))
-    sums = np.zeros((slots, d, n_bins))
-    positive = np.zeros((slots, d, n_bins))
-    for i in range(n):
-        j = node[i]
-        if leaf[j]:
-            continue
-        s, gi = j - first, g[i]
-        gp = gi if gi > 0.0 else 0.0
-        for f in range(d):
-            b = bins[i, f]
-            count[s, f, b] += 1.0
-            sums[s, f, b] += gi
-            positive[s, f, b] += gp
+    d, n_bins = hist.shape[1], hist.shape[2]
+    count, sums, positive = hist[:, :, :, 0], hist[:, :, :, 1], hist[:, :, :, 2]
     for j in range(first, stop):
         if not exists[j] or leaf[j]:
             continue
