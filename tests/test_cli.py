@@ -73,6 +73,7 @@ def test_models_and_datasets_are_listed():
     assert "betavae:" in models and "vae:" in models and "beta = 4.0" in models
     datasets = run_cli("datasets").stdout
     assert "dsprites:" in datasets and "shape 3, scale 6, orientation 40" in datasets
+    assert "dsprites-color:" in datasets and "dsprites-correlated:" in datasets
 
 
 @pytest.mark.parametrize(
@@ -123,3 +124,21 @@ def test_each_arch_trains_through_the_cli_and_is_saved_with_its_sizes(tmp_path, 
     assert options["arch"] == arch and list(options["hidden"]) == [32, 16]
     model = untwine.load_run(run_dir)
     assert model.encoder(torch.zeros(1, 1, 64, 64)).shape == (1, 2 * model.latent_dim)
+
+
+@pytest.mark.parametrize(
+    ("dataset", "options", "channels"),
+    [
+        ("dsprites-color", [], 3),
+        ("dsprites-noisy", [], 3),
+        ("dsprites-correlated", ["data.factors=[shape,scale]", "data.sigma=0.1"], 1),
+    ],
+)
+def test_each_dsprites_variant_trains_through_the_cli(tmp_path, dataset, options, channels):
+    run_dir = tmp_path / dataset
+    run_cli("train", "--dataset", dataset, "--out", str(run_dir), *options, *TINY)
+    config = runs.read_config(run_dir)
+    assert config.data.name == dataset
+    assert untwine.load_run(run_dir).observation_shape == (channels, 64, 64)
+    if options:
+        assert config.data.options == {"factors": ("shape", "scale"), "sigma": 0.1}

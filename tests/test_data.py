@@ -144,3 +144,68 @@ def test_official_file_with_a_missing_key_or_bad_order_is_refused(tmp_path):
     (tmp_path / "c.npz").write_text("not a zip")
     with pytest.raises(UntwineError, match="cannot read"):
         load_dataset("dsprites-official", path=str(tmp_path / "c.npz"))
+
+
+def _sprite_mask(indices):
+    return load_dataset("dsprites").images(indices)[..., 0] > 0
+
+
+def test_color_dsprites_paints_each_sprite_one_colour_in_the_upper_half():
+    dataset = load_dataset("dsprites-color")
+    indices = np.arange(0, 737_280, 36_864)
+    images, mask = dataset.images(indices), _sprite_mask(indices)
+    assert images.shape == (20, 64, 64, 3) and dataset.observation_shape == (3, 64, 64)
+    assert np.all(images[~mask] == 0)
+    for image, inside in zip(images, mask, strict=True):
+        colours = np.unique(image[inside], axis=0)
+        assert len(colours) == 1 and colours.min() >= 128
+    assert len(np.unique(images[mask].reshape(-1, 3), axis=0)) > 10  # colours vary by image
+    np.testing.assert_array_equal(images, dataset.images(indices))  # pure in the index
+
+
+def test_noisy_dsprites_puts_the_white_sprite_over_uniform_noise():
+    dataset = load_dataset("dsprites-noisy")
+    indices = np.arange(5) * 100_003
+    images, mask = dataset.images(indices), _sprite_mask(indices)
+    assert np.all(images[mask] == 255)
+    background = images[~mask]
+    assert abs(background.mean() - 127.5) < 2 and background.std() > 70
+    np.testing.assert_array_equal(images, dataset.images(indices))
+
+
+@pytest.mark.parametrize("name", ["dsprites-color", "dsprites-noisy"])
+def test_scoring_draws_the_nuisance_afresh_from_the_rng(name):
+    dataset = load_dataset(name)
+    factors = dataset.index_to_factors(np.array([7, 70_000]))
+    first = dataset.observations_from_factors(factors, np.random.default_rng(0))
+    again = dataset.observations_from_factors(factors, np.random.default_rng(0))
+    other = dataset.observations_from_factors(factors, np.random.default_rng(1))
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    assert np.array_equal(first > 0, other > 0) or name == "dsprites-noisy"
+
+
+def test_correlated_dsprites_ties_its_pair_and_leaves_the_rest_uniform():
+    dataset = load_dataset("dsprites-correlated", factors=("shape", "scale"), sigma=0.1)
+    indices = dataset.sample_indices(30_000, torch.Generator().manual_seed(0))
+    factors = dataset.index_to_factors(indices)
+    measured = np.corrcoef(factors[:, 0], factors[:, 1])[0, 1]
+    assert measured == pytest.approx(dataset.correlation, abs=0.02) and measured > 0.85
+    assert abs(np.corrcoef(factors[:, 3], factors[:, 4])[0, 1]) < 0.03
+    counts = np.bincount(factors[:, 2], minlength=40)
+    assert counts.min() > 0.8 * counts.mean()
+    loose = load_dataset("dsprites-correlated", sigma=10.0).correlation
+    assert loose < 0.01 < dataset.correlation
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"factors": ("shape", "colour")}, "must name two different factors of shape"),
+        ({"factors": ("shape", "shape")}, "must name two different factors"),
+        ({"sigma": 0.0}, "sigma must be positive"),
+    ],
+)
+def test_correlated_dsprites_refuses_bad_options(options, message):
+    with pytest.raises(UntwineError, match=message):
+        load_dataset("dsprites-correlated", **options)

@@ -269,6 +269,9 @@ def datasets() -> None:
         )
         shape = "x".join(map(str, dataset.observation_shape))
         click.echo(f"{name}: {_first_line(dataset)}\n    image {shape}; factors: {factors}")
+        for key, param in DATASETS.options(name).items():
+            default = "(required)" if param.default is inspect.Parameter.empty else param.default
+            click.echo(f"    data.{key} = {default}")
 
 
 def _first_line(obj: object) -> str:

@@ -1,6 +1,14 @@
 """Datasets: the ground-truth interface and every registered dataset."""
 
-from untwine.data import dsprites
+from untwine.data import dsprites, dsprites_variants
 from untwine.data.base import DATASETS, GroundTruthDataset, data_root, load_dataset, to_tensor
 
-__all__ = ["DATASETS", "GroundTruthDataset", "data_root", "dsprites", "load_dataset", "to_tensor"]
+__all__ = [
+    "DATASETS",
+    "GroundTruthDataset",
+    "data_root",
+    "dsprites",
+    "dsprites_variants",
+    "load_dataset",
+    "to_tensor",
+]

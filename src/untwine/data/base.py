@@ -43,6 +43,10 @@ class GroundTruthDataset(ABC):
         index = index % len(self)
         return self.images(np.array([index]))[0], self.index_to_factors(np.array([index]))[0]
 
+    def sample_indices(self, n: int, generator: torch.Generator) -> np.ndarray:
+        """n flat indices for a training batch: uniform with replacement, unless overridden."""
+        return torch.randint(len(self), (n,), generator=generator).numpy()
+
     def index_to_factors(self, indices: np.ndarray) -> np.ndarray:
         """Factor indices (n, k) of flat grid indices (n,), C-order over `factor_sizes`."""
         return np.stack(np.unravel_index(np.asarray(indices), self.factor_sizes), axis=1)

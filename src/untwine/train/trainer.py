@@ -61,9 +61,8 @@ def make_optimizers(model: VAEBase, lr: float) -> dict[str, torch.optim.Optimize
 def sample_batch(
     dataset: GroundTruthDataset, size: int, generator: torch.Generator, device: torch.device
 ) -> torch.Tensor:
-    """A batch of images drawn uniformly with replacement, as float (B, C, H, W) on `device`."""
-    indices = torch.randint(len(dataset), (size,), generator=generator).numpy()
-    return to_tensor(dataset.images(indices), device)
+    """A batch of training images (the dataset says how they are drawn), float (B, C, H, W)."""
+    return to_tensor(dataset.images(dataset.sample_indices(size, generator)), device)
 
 
 def build(config: RunConfig, dataset: GroundTruthDataset) -> tuple[RunConfig, VAEBase]:
