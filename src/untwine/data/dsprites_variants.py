@@ -87,8 +87,8 @@ class CorrelatedDSprites(DSprites):
     A pair (a, b) is drawn with probability proportional to exp(-(a' - b')^2 / (2 sigma^2)),
     a' and b' being the factor values scaled to [0, 1]; the other factors stay uniform. Small
     `sigma` ties them tightly (0.1 gives a correlation of 0.94, 0.2 of 0.78); `correlation`
-    reports it. Scoring (`sample_factors`) still draws the full grid uniformly, so metrics tell whether a
-    model separated factors it only saw together.
+    reports it. Scoring (`sample_factors`) still draws the full grid uniformly, so metrics
+    tell whether a model separated factors it only saw together.
     """
 
     def __init__(

@@ -31,12 +31,12 @@ def dci(
     and importances are its impurity importances. `estimator="reference"` runs sklearn itself
     (seeded with `seed`; factors in parallel over `n_jobs` processes): minutes on 10,000
     points of dSprites. `estimator="fast"` (the default) runs the same algorithm compiled
-    (`untwine.metrics._boosting`, stages' trees in parallel over `n_jobs` threads, no seed
-    needed), about 40x faster. The two grow the same trees except where two splits are
-    exactly as good, which sklearn settles by a random feature order and by rounding; so does
-    sklearn with another seed. Tolerance: disentanglement and completeness within 0.01 and
-    informativeness within 0.01 of the reference (sklearn against itself across seeds
-    differs as much; benchmarks/metrics.py prints the agreement).
+    (`untwine.metrics._boosting`; a stage's trees in parallel over `n_jobs` threads; `seed`
+    orders features when splits tie), about 25x faster. The two grow the same trees except
+    where two splits are exactly as good, which sklearn settles by a random feature order
+    and by rounding, as it does differently with another seed. Stated tolerance: D, C and I
+    within 0.01 of the reference; measured differences are ~0.001, as large as sklearn's own
+    across seeds (benchmarks/metrics.py --reference prints them).
 
     Disentanglement: per code, 1 - entropy of its row of R (base k), weighted by the code's
     share of R. Completeness: per factor, 1 - entropy of its column (base d), weighted
