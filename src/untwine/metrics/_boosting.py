@@ -52,7 +52,7 @@ def fit_boosted_trees(
         sorted_values,
         bins,
         bin_start,
-        onehot if n_classes > 2 else onehot[:, 1:],
+        np.ascontiguousarray(onehot if n_classes > 2 else onehot[:, 1:]),
         raw_train,
         x_test,
         raw_test,
@@ -307,10 +307,15 @@ def _histograms(bins, bin_start, g, node, depth, leaf, exists, weight, parent):
         s, gi = j - first, g[i]
         gp = gi if gi > 0.0 else 0.0
         for f in range(d):
-            cell = hist[s, f, bins[i, f]]
-            cell[0] += 1.0
-            cell[1] += gi
-            cell[2] += gp
+            b = bins[i, f]
+            hist[s, f, b, 1] += gi
+            hist[s, f, b, 2] += gp
+            if depth > 0:
+                hist[s, f, b, 0] += 1.0
+    if depth == 0:  # every sample is in the root: its counts are the bin sizes
+        for f in range(d):
+            for b in range(hist.shape[2]):
+                hist[0, f, b, 0] = bin_start[f, b + 1] - bin_start[f, b]
     for j in range(first, stop):
         if depth > 0 and exists[j] and not leaf[j] and not direct[j - first]:
             sibling = j + 1 if j % 2 == 1 else j - 1

@@ -32,7 +32,7 @@ def dci(
     (seeded with `seed`; factors in parallel over `n_jobs` processes): minutes on 10,000
     points of dSprites. `estimator="fast"` (the default) runs the same algorithm compiled
     (`untwine.metrics._boosting`; a stage's trees in parallel over `n_jobs` threads; `seed`
-    orders features when splits tie), about 25x faster. The two grow the same trees except
+    orders features when splits tie), about 30x faster. The two grow the same trees except
     where two splits are exactly as good, which sklearn settles by a random feature order
     and by rounding, as it does differently with another seed. Stated tolerance: D, C and I
     within 0.01 of the reference; measured differences are ~0.001, as large as sklearn's own
