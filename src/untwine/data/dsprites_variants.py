@@ -28,15 +28,17 @@ def hashed_uint8(keys: np.ndarray, salt: int) -> np.ndarray:
     return (z >> np.uint64(56)).astype(np.uint8)
 
 
-@DATASETS.register("dsprites-color")
-class ColorDSprites(DSprites):
-    """dSprites in RGB, each sprite in a random colour, every channel uniform in [0.5, 1]."""
+class _NuisanceDSprites(DSprites):
+    """dSprites in RGB with `draws` random bytes of nuisance per image, applied by `_apply`."""
 
     observation_shape = (3, IMAGE_SIZE, IMAGE_SIZE)
+    draws: int
+    salt: int
 
     def images(self, indices: np.ndarray) -> np.ndarray:
-        keys = np.asarray(indices, dtype=np.uint64)[:, None] * np.uint64(3) + np.arange(3)
-        return self._paint(super().images(indices), hashed_uint8(keys, salt=1))
+        keys = np.asarray(indices, dtype=np.uint64)[:, None] * np.uint64(self.draws)
+        keys = keys + np.arange(self.draws, dtype=np.uint64)
+        return self._apply(super().images(indices), hashed_uint8(keys, self.salt))
 
     def observations_from_factors(
         self, factors: np.ndarray, rng: np.random.Generator | None = None
@@ -44,39 +46,37 @@ class ColorDSprites(DSprites):
         if rng is None:
             return super().observations_from_factors(factors)
         sprites = DSprites.images(self, self.factors_to_index(factors))
-        return self._paint(sprites, rng.integers(0, 256, (len(factors), 3), dtype=np.uint8))
+        return self._apply(sprites, rng.integers(0, 256, (len(factors), self.draws), np.uint8))
 
     @staticmethod
-    def _paint(sprites: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    def _apply(sprites: np.ndarray, draws: np.ndarray) -> np.ndarray:
+        """RGB images from binary sprites (n, H, W, 1) and uint8 draws (n, `draws`)."""
+        raise NotImplementedError
+
+
+@DATASETS.register("dsprites-color")
+class ColorDSprites(_NuisanceDSprites):
+    """dSprites in RGB, each sprite in a random colour, every channel uniform in [0.5, 1]."""
+
+    draws, salt = 3, 1
+
+    @staticmethod
+    def _apply(sprites: np.ndarray, draws: np.ndarray) -> np.ndarray:
         """Binary sprites (n, H, W, 1) times a colour (n, 3) mapped from 0..255 onto 0.5..1."""
         colour = (128 + draws.astype(np.uint16) // 2).astype(np.uint8)  # 128..255
         return np.where(sprites > 0, colour[:, None, None, :], np.uint8(0))
 
 
 @DATASETS.register("dsprites-noisy")
-class NoisyDSprites(DSprites):
+class NoisyDSprites(_NuisanceDSprites):
     """dSprites in RGB, the white sprite over uniform noise in every pixel and channel."""
 
-    observation_shape = (3, IMAGE_SIZE, IMAGE_SIZE)
-
-    def images(self, indices: np.ndarray) -> np.ndarray:
-        keys = np.asarray(indices, dtype=np.uint64)[:, None] * np.uint64(PIXELS) + np.arange(
-            PIXELS, dtype=np.uint64
-        )
-        return self._over_noise(super().images(indices), hashed_uint8(keys, salt=2))
-
-    def observations_from_factors(
-        self, factors: np.ndarray, rng: np.random.Generator | None = None
-    ) -> np.ndarray:
-        if rng is None:
-            return super().observations_from_factors(factors)
-        sprites = DSprites.images(self, self.factors_to_index(factors))
-        return self._over_noise(sprites, rng.integers(0, 256, (len(factors), PIXELS), np.uint8))
+    draws, salt = PIXELS, 2
 
     @staticmethod
-    def _over_noise(sprites: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    def _apply(sprites: np.ndarray, draws: np.ndarray) -> np.ndarray:
         """White sprites (n, H, W, 1) over noise (n, H * W * 3): min(sprite + noise, 1)."""
-        noise = noise.reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 3)
+        noise = draws.reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 3)
         return np.where(sprites > 0, np.uint8(255), noise)
 
 
