@@ -142,3 +142,14 @@ def test_each_dsprites_variant_trains_through_the_cli(tmp_path, dataset, options
     assert untwine.load_run(run_dir).observation_shape == (channels, 64, 64)
     if options:
         assert config.data.options == {"factors": ("shape", "scale"), "sigma": 0.1}
+
+
+def test_datasets_show_writes_a_grid_of_what_the_model_will_see(tmp_path):
+    out = tmp_path / "look.png"
+    result = run_cli("datasets", "show", "dsprites-noisy", "--n", "10", "--out", str(out))
+    assert "10 images of dsprites-noisy (3x64x64)" in result.stdout
+    assert Image.open(out).size == (8 * 66 + 2, 2 * 66 + 2)  # 8 to a row, 2 px gaps
+    tight = tmp_path / "tight.png"
+    run_cli("datasets", "show", "dsprites-correlated", "data.sigma=0.05", "--out", str(tight))
+    bad = run_cli("datasets", "show", "dsprites", "data.sigma=2", check=False)
+    assert bad.returncode == 2 and "unknown option 'sigma' for dataset 'dsprites'" in bad.stderr

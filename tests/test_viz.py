@@ -8,7 +8,8 @@ import torch
 from untwine.data import load_dataset
 from untwine.models import create_model
 from untwine.viz import kl_per_dim, traversal_grid
-from untwine.viz.traversal import GAP, LABEL_WIDTH, traversal_cells
+from untwine.viz.grid import GAP, LABEL_WIDTH
+from untwine.viz.traversal import traversal_cells
 
 
 def _model_with_known_kl():

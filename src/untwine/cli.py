@@ -259,9 +259,12 @@ def models() -> None:
             click.echo(f"    {key} = {default}")
 
 
-@cli.command()
-def datasets() -> None:
-    """List the datasets with their factors and sizes."""
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def datasets(ctx: click.Context) -> None:
+    """List the datasets with their factors, sizes and options (`datasets show NAME`: look)."""
+    if ctx.invoked_subcommand is not None:
+        return
     for name in DATASETS:
         dataset = DATASETS.get(name)
         factors = ", ".join(
@@ -272,6 +275,27 @@ def datasets() -> None:
         for key, param in DATASETS.options(name).items():
             default = "(required)" if param.default is inspect.Parameter.empty else param.default
             click.echo(f"    data.{key} = {default}")
+
+
+@datasets.command("show")
+@click.argument("name")
+@click.argument("overrides", nargs=-1, metavar="[data.KEY=VALUE]...")
+@click.option("--n", "count", type=click.IntRange(1, 1024), default=32, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="[default: NAME-samples.png]")
+def datasets_show(
+    name: str, overrides: tuple[str, ...], count: int, seed: int, out: str | None
+) -> None:
+    """Write a grid of N training images from dataset NAME, drawn as the trainer draws them."""
+    from untwine.data import load_dataset
+    from untwine.viz import dataset_samples, save_png
+
+    config = resolve_config(apply_overrides({}, [f"data.name={name}", *overrides]))
+    dataset = load_dataset(config.data.name, **config.data.options)
+    path = save_png(dataset_samples(dataset, count, seed=seed), out or f"{name}-samples.png")
+    click.echo(
+        f"{count} images of {name} ({'x'.join(map(str, dataset.observation_shape))}): {path}"
+    )
 
 
 def _first_line(obj: object) -> str:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from untwine import runs
 from untwine.data import GroundTruthDataset, load_dataset, to_tensor
 from untwine.losses import kl_normal
 from untwine.models import VAEBase
-
-GAP = 2  # pixels between cells
-LABEL_WIDTH = 72  # pixels for the "z3  KL 2.41" column
+from untwine.viz.grid import compose, save_png
 
 
 @torch.no_grad()
@@ -79,39 +76,7 @@ def traversal_grid(
 ) -> Image.Image:
     """The traversal figure: `traversal_cells` laid out, each row labelled with latent and KL."""
     cells, order, kl = traversal_cells(model, dataset, seed=seed, n_values=n_values, limit=limit)
-    return _compose(cells, [f"z{d}  KL {kl[d]:.2f}" for d in order])
-
-
-def _compose(cells: np.ndarray, labels: list[str]) -> Image.Image:
-    """Lay out (rows, cols, C, H, W) uint8 cells on a grey canvas, a label left of each row."""
-    n_rows, n_cols, channels, height, width = cells.shape
-    canvas = Image.new(
-        "RGB",
-        (LABEL_WIDTH + n_cols * (width + GAP) + GAP, n_rows * (height + GAP) + GAP),
-        (40, 40, 40),
-    )
-    draw = ImageDraw.Draw(canvas)
-    for r in range(n_rows):
-        top = GAP + r * (height + GAP)
-        draw.text((4, top + height // 2 - 6), labels[r], fill=(230, 230, 230))
-        for c in range(n_cols):
-            pixels = cells[r, c].transpose(1, 2, 0)
-            tile = Image.fromarray(
-                np.ascontiguousarray(pixels[..., 0] if channels == 1 else pixels)
-            )
-            left = LABEL_WIDTH + GAP + c * (width + GAP)
-            canvas.paste(tile.convert("RGB"), (left, top))
-    return canvas
-
-
-def save_png(image: Image.Image, path: str | Path) -> Path:
-    """Write a PNG atomically, creating its folder; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    runs.atomic_write(path, buffer.getvalue())
-    return path
+    return compose(cells, [f"z{d}  KL {kl[d]:.2f}" for d in order])
 
 
 def traverse(run_dir: str | Path, *, seed: int = 0, device: str = "cpu") -> Path:

@@ -1,0 +1,48 @@
+"""Image grids: uint8 cells laid out on a canvas, optionally labelled by row, saved as PNG."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from untwine import runs
+
+GAP = 2  # pixels between cells
+LABEL_WIDTH = 72  # pixels for a row label such as "z3  KL 2.41"
+
+
+def compose(cells: np.ndarray, labels: list[str] | None = None) -> Image.Image:
+    """Lay out (rows, cols, C, H, W) uint8 cells on a grey canvas, a label left of each row."""
+    n_rows, n_cols, channels, height, width = cells.shape
+    label_width = LABEL_WIDTH if labels else 0
+    canvas = Image.new(
+        "RGB",
+        (label_width + n_cols * (width + GAP) + GAP, n_rows * (height + GAP) + GAP),
+        (40, 40, 40),
+    )
+    draw = ImageDraw.Draw(canvas)
+    for r in range(n_rows):
+        top = GAP + r * (height + GAP)
+        if labels:
+            draw.text((4, top + height // 2 - 6), labels[r], fill=(230, 230, 230))
+        for c in range(n_cols):
+            pixels = cells[r, c].transpose(1, 2, 0)
+            tile = Image.fromarray(
+                np.ascontiguousarray(pixels[..., 0] if channels == 1 else pixels)
+            )
+            left = label_width + GAP + c * (width + GAP)
+            canvas.paste(tile.convert("RGB"), (left, top))
+    return canvas
+
+
+def save_png(image: Image.Image, path: str | Path) -> Path:
+    """Write a PNG atomically, creating its folder; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    runs.atomic_write(path, buffer.getvalue())
+    return path
