@@ -217,3 +217,15 @@ def test_histogram_metrics_are_invariant_to_affine_maps_of_each_code(order, scal
     moved = codes[:, list(order)] * np.array(scale) + np.array(shift)
     for metric in (metrics.mig, metrics.modularity, metrics.mcc):
         assert metric(moved, factors) == pytest.approx(metric(codes, factors), abs=1e-9)
+
+
+def test_fast_dci_gives_the_same_scores_on_any_thread_count_and_restores_it():
+    import numba
+
+    factors = _factors()
+    codes = _identity(factors)
+    before = numba.get_num_threads()
+    assert metrics.dci(codes, factors, n_jobs=1) == pytest.approx(
+        metrics.dci(codes, factors), abs=1e-12
+    )
+    assert numba.get_num_threads() == before

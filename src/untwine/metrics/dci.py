@@ -46,11 +46,16 @@ def dci(
     x_train, y_train, x_test, y_test = train_test(codes, factors, codes_test, factors_test)
     columns = range(y_train.shape[1])
     if estimator == "fast":
-        if n_jobs > 0:
-            numba.set_num_threads(min(n_jobs, numba.config.NUMBA_NUM_THREADS))
-        fits = [
-            _fit_factor_fast(x_train, y_train[:, j], x_test, y_test[:, j], seed) for j in columns
-        ]
+        most = numba.config.NUMBA_NUM_THREADS
+        before = numba.get_num_threads()
+        numba.set_num_threads(min(n_jobs, most) if n_jobs > 0 else most)
+        try:
+            fits = [
+                _fit_factor_fast(x_train, y_train[:, j], x_test, y_test[:, j], seed)
+                for j in columns
+            ]
+        finally:
+            numba.set_num_threads(before)  # the thread count is process-wide: leave it as found
     elif estimator == "reference":
         fits = Parallel(n_jobs=n_jobs)(
             delayed(_fit_factor)(x_train, y_train[:, j], x_test, y_test[:, j], seed)
