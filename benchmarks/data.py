@@ -16,7 +16,7 @@ import numpy as np
 
 from untwine.data import load_dataset
 
-PROCEDURAL = ("dsprites", "dsprites-color", "dsprites-noisy", "dsprites-correlated")
+PROCEDURAL = ("dsprites", "dsprites-color", "dsprites-noisy", "dsprites-correlated", "shapes3d")
 
 
 def resident_mb() -> float:

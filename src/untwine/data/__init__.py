@@ -1,6 +1,6 @@
 """Datasets: the ground-truth interface and every registered dataset."""
 
-from untwine.data import dsprites, dsprites_variants
+from untwine.data import dsprites, dsprites_variants, shapes3d
 from untwine.data.base import DATASETS, GroundTruthDataset, data_root, load_dataset, to_tensor
 
 __all__ = [
@@ -10,5 +10,6 @@ __all__ = [
     "dsprites",
     "dsprites_variants",
     "load_dataset",
+    "shapes3d",
     "to_tensor",
 ]
