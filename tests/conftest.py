@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from untwine.config import apply_overrides, resolve_config
+# Set before any test module loads a dataset at import time: no test touches the user's data root.
+SESSION_DATA_ROOT = tempfile.mkdtemp(prefix="untwine-test-data-")
+os.environ["UNTWINE_DATA"] = SESSION_DATA_ROOT
+
+from untwine.config import apply_overrides, resolve_config  # noqa: E402
 
 
 def tiny_config(**overrides):
@@ -47,3 +53,8 @@ def run_cli(
 def isolated_data_root(tmp_path, monkeypatch):
     """No test reads or writes the user's real data root."""
     monkeypatch.setenv("UNTWINE_DATA", str(tmp_path / "data"))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove the session's data root (the Shapes3D geometry cache lives there)."""
+    shutil.rmtree(SESSION_DATA_ROOT, ignore_errors=True)
