@@ -45,7 +45,7 @@ def measure(name: str, batch_size: int, seconds: float) -> dict:
     dataset = load_dataset(name)
     init_s = time.perf_counter() - start
     dataset_mb = resident_mb() - before
-    rate = images_per_second(dataset.images, len(dataset), batch_size, seconds)
+    rate = images_per_second(dataset.observations, len(dataset), batch_size, seconds)
 
     pixels = int(np.prod(dataset.observation_shape))
     channels = dataset.observation_shape[0]

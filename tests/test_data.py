@@ -79,7 +79,7 @@ def test_every_sprite_is_non_empty_and_stays_inside_the_frame():
 
 def test_images_are_binary_uint8_and_a_pure_function_of_the_factors():
     indices = np.random.default_rng(0).integers(0, len(DSPRITES), 64)
-    first, second = DSPRITES.images(indices), load_dataset("dsprites").images(indices)
+    first, second = DSPRITES.observations(indices), load_dataset("dsprites").observations(indices)
     assert first.dtype == np.uint8 and set(np.unique(first)) <= {0, 255}
     np.testing.assert_array_equal(first, second)
 
@@ -97,7 +97,7 @@ def test_the_whole_grid_costs_almost_no_memory():
 
 
 def test_to_tensor_gives_float_chw_in_unit_range():
-    x = to_tensor(DSPRITES.images(np.arange(4)))
+    x = to_tensor(DSPRITES.observations(np.arange(4)))
     assert x.shape == (4, 1, 64, 64) and x.dtype == torch.float32
     assert float(x.min()) == 0.0 and float(x.max()) == 1.0
 
@@ -121,10 +121,12 @@ def test_official_file_is_read_into_a_packed_cache(tmp_path, monkeypatch):
     imgs = _write_official(tmp_path / OFFICIAL_FILE)
     dataset = load_dataset("dsprites-official")
     assert dataset.factor_sizes == (3, 2, 2, 2, 2) and len(dataset) == 48
-    np.testing.assert_array_equal(dataset.images(np.arange(48))[..., 0], imgs * 255)
+    np.testing.assert_array_equal(dataset.observations(np.arange(48))[..., 0], imgs * 255)
     assert list((tmp_path / "cache").glob("*.bits.npy"))
     again = load_dataset("dsprites-official")  # from the cache
-    np.testing.assert_array_equal(again.images(np.array([5, 7])), dataset.images(np.array([5, 7])))
+    np.testing.assert_array_equal(
+        again.observations(np.array([5, 7])), dataset.observations(np.array([5, 7]))
+    )
 
 
 def test_official_file_missing_says_where_to_put_it(tmp_path):
@@ -147,30 +149,30 @@ def test_official_file_with_a_missing_key_or_bad_order_is_refused(tmp_path):
 
 
 def _sprite_mask(indices):
-    return load_dataset("dsprites").images(indices)[..., 0] > 0
+    return load_dataset("dsprites").observations(indices)[..., 0] > 0
 
 
 def test_color_dsprites_paints_each_sprite_one_colour_in_the_upper_half():
     dataset = load_dataset("dsprites-color")
     indices = np.arange(0, 737_280, 36_864)
-    images, mask = dataset.images(indices), _sprite_mask(indices)
+    images, mask = dataset.observations(indices), _sprite_mask(indices)
     assert images.shape == (20, 64, 64, 3) and dataset.observation_shape == (3, 64, 64)
     assert np.all(images[~mask] == 0)
     for image, inside in zip(images, mask, strict=True):
         colours = np.unique(image[inside], axis=0)
         assert len(colours) == 1 and colours.min() >= 128
     assert len(np.unique(images[mask].reshape(-1, 3), axis=0)) > 10  # colours vary by image
-    np.testing.assert_array_equal(images, dataset.images(indices))  # pure in the index
+    np.testing.assert_array_equal(images, dataset.observations(indices))  # pure in the index
 
 
 def test_noisy_dsprites_puts_the_white_sprite_over_uniform_noise():
     dataset = load_dataset("dsprites-noisy")
     indices = np.arange(5) * 100_003
-    images, mask = dataset.images(indices), _sprite_mask(indices)
+    images, mask = dataset.observations(indices), _sprite_mask(indices)
     assert np.all(images[mask] == 255)
     background = images[~mask]
     assert abs(background.mean() - 127.5) < 2 and background.std() > 70
-    np.testing.assert_array_equal(images, dataset.images(indices))
+    np.testing.assert_array_equal(images, dataset.observations(indices))
 
 
 @pytest.mark.parametrize("name", ["dsprites-color", "dsprites-noisy"])

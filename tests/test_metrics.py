@@ -165,7 +165,7 @@ class _FactorsAsImages(GroundTruthDataset):
     factor_sizes = (4, 5, 6)
     observation_shape = (1, 1, 3)
 
-    def images(self, indices):
+    def observations(self, indices):
         return self.index_to_factors(indices).astype(np.uint8).reshape(-1, 1, 3, 1)
 
 

@@ -25,7 +25,7 @@ def make(name, **options):
 @pytest.fixture(scope="module")
 def batch():
     dataset = load_dataset("dsprites")
-    return to_tensor(dataset.images(torch.arange(0, 737_280, 737_280 // 8)[:8].numpy()))
+    return to_tensor(dataset.observations(torch.arange(0, 737_280, 737_280 // 8)[:8].numpy()))
 
 
 @pytest.mark.parametrize("name", MODELS.names())

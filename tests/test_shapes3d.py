@@ -53,9 +53,9 @@ def _image(floor=0, wall=3, obj=6, scale=4, shape=0, orientation=7):
 
 def test_images_are_uint8_rgb_and_a_pure_function_of_the_factors():
     indices = np.random.default_rng(0).integers(0, len(SHAPES3D), 32)
-    first = SHAPES3D.images(indices)
+    first = SHAPES3D.observations(indices)
     assert first.shape == (32, 64, 64, 3) and first.dtype == np.uint8
-    np.testing.assert_array_equal(first, load_dataset("shapes3d").images(indices))
+    np.testing.assert_array_equal(first, load_dataset("shapes3d").observations(indices))
 
 
 @pytest.mark.parametrize("axis", range(6))

@@ -1,7 +1,7 @@
 """untwine: disentangled representation learning, trained, measured and seen on one stack."""
 
 from untwine.config import RunConfig, resolve_config
-from untwine.data import GroundTruthDataset, load_dataset
+from untwine.data import Dataset, GroundTruthDataset, load_dataset
 from untwine.errors import UntwineError
 from untwine.models import create_model
 from untwine.runs import load_run, read_config
@@ -11,6 +11,7 @@ from untwine.viz import traverse
 __version__ = "0.1.0"
 
 __all__ = [
+    "Dataset",
     "GroundTruthDataset",
     "RunConfig",
     "UntwineError",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,9 @@ import click
 import numpy as np
 
 from untwine import runs
-from untwine.config import apply_overrides, read_yaml, resolve_config
+from untwine.config import RunConfig, apply_overrides, read_yaml, resolve_config
 from untwine.data import DATASETS
-from untwine.errors import UntwineError
+from untwine.errors import UntwineError, UntwineWarning
 from untwine.metrics import ALL_METRICS, ARRAY_METRICS, parse_metrics
 from untwine.models import MODELS
 
@@ -22,6 +23,7 @@ from untwine.models import MODELS
 TRAIN_FLAGS = {
     "model": "model.name",
     "dataset": "data.name",
+    "factors": "data.factors",
     "latent_dim": "model.latent_dim",
     "arch": "model.arch",
     "beta": "model.beta",
@@ -37,6 +39,18 @@ TRAIN_FLAGS = {
 }
 
 
+def _factor_list(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """`--factors a,b` -> the override value `[a,b]`."""
+    return f"[{value}]" if value else None
+
+
+FACTORS_OPTION = click.option(
+    "--factors",
+    callback=_factor_list,
+    help="Table columns that are ground-truth factors, comma-separated (for the metrics).",
+)
+
+
 class UntwineGroup(click.Group):
     """Turns user errors into one line on stderr and exit code 2, never a traceback."""
 
@@ -44,7 +58,9 @@ class UntwineGroup(click.Group):
         from untwine.train.trainer import TrainingDiverged, TrainingInterrupted
 
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return super().invoke(ctx)
         except UntwineError as error:
             click.echo(f"error: {error}", err=True)
             sys.exit(2)
@@ -56,6 +72,14 @@ class UntwineGroup(click.Group):
             sys.exit(130)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Our warnings as one line, `warning: ...`; others as Python shows them."""
+    if issubclass(category, UntwineWarning):
+        click.echo(f"warning: {message}", err=True)
+    else:
+        click.echo(warnings.formatwarning(message, category, filename, lineno, line), err=True)
+
+
 @click.group(cls=UntwineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="untwine")
 def cli() -> None:
@@ -64,7 +88,12 @@ def cli() -> None:
 
 @cli.command(context_settings={"ignore_unknown_options": False})
 @click.option("--model", help="Model name (see `untwine models`).  [default: betavae]")
-@click.option("--dataset", help="Dataset name (see `untwine datasets`).  [default: dsprites]")
+@click.option(
+    "--dataset",
+    help="Dataset (see `untwine datasets`), or folder:DIR, array:FILE.npz, table:FILE.csv.  "
+    "[default: dsprites]",
+)
+@FACTORS_OPTION
 @click.option("--latent-dim", type=int, help="Number of latent dimensions.  [default: 10]")
 @click.option(
     "--arch",
@@ -113,7 +142,7 @@ def train(
     raw = read_yaml(config_file) if config_file else {}
     given = [f"{TRAIN_FLAGS[k]}={v}" for k, v in flags.items() if v is not None]
     config = resolve_config(apply_overrides(raw, [*given, *overrides]))
-    run_dir = Path(out or f"runs/{config.model.name}-{config.data.name}-s{config.train.seed}")
+    run_dir = Path(out or f"runs/{config.model.name}-{_data_label(config)}-s{config.train.seed}")
     if not force and runs.trained_steps(run_dir) >= config.train.steps:
         click.echo(
             f"{run_dir} is already trained to step {config.train.steps} "
@@ -124,6 +153,12 @@ def train(
     figure = traverse(run_dir)
     click.echo(f"run:       {run_dir}/")
     click.echo(f"traversal: {figure}")
+
+
+def _data_label(config: RunConfig) -> str:
+    """The dataset's name in a default run directory: `table-survey` for table:survey.csv."""
+    path = config.data.options.get("path")
+    return f"{config.data.name}-{Path(path).stem}" if path else config.data.name
 
 
 DCI_OPTION = click.option(
@@ -267,11 +302,15 @@ def datasets(ctx: click.Context) -> None:
         return
     for name in DATASETS:
         dataset = DATASETS.get(name)
-        factors = ", ".join(
-            f"{n} {s}" for n, s in zip(dataset.factor_names, dataset.factor_sizes, strict=True)
-        )
-        shape = "x".join(map(str, dataset.observation_shape))
-        click.echo(f"{name}: {_first_line(dataset)}\n    image {shape}; factors: {factors}")
+        click.echo(f"{name}: {_first_line(dataset)}")
+        if hasattr(dataset, "observation_shape"):
+            factors = ", ".join(
+                f"{n} {s}" for n, s in zip(dataset.factor_names, dataset.factor_sizes, strict=True)
+            )
+            shape = "x".join(map(str, dataset.observation_shape))
+            click.echo(f"    image {shape}; factors: {factors}")
+        else:
+            click.echo(f"    use as --dataset {name}:PATH; shape and factors from the data")
         for key, param in DATASETS.options(name).items():
             default = "(required)" if param.default is inspect.Parameter.empty else param.default
             click.echo(f"    data.{key} = {default}")
@@ -280,19 +319,35 @@ def datasets(ctx: click.Context) -> None:
 @datasets.command("show")
 @click.argument("name")
 @click.argument("overrides", nargs=-1, metavar="[data.KEY=VALUE]...")
+@FACTORS_OPTION
 @click.option("--n", "count", type=click.IntRange(1, 1024), default=32, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), help="[default: NAME-samples.png]")
 def datasets_show(
-    name: str, overrides: tuple[str, ...], count: int, seed: int, out: str | None
+    name: str,
+    overrides: tuple[str, ...],
+    factors: str | None,
+    count: int,
+    seed: int,
+    out: str | None,
 ) -> None:
-    """Write a grid of N training images from dataset NAME, drawn as the trainer draws them."""
-    from untwine.data import load_dataset
-    from untwine.viz import dataset_samples, save_png
+    """Write a grid of N training images from NAME, drawn as the trainer draws them.
 
-    config = resolve_config(apply_overrides({}, [f"data.name={name}", *overrides]))
+    For a table, print its first N training rows as the model sees them (standardised).
+    """
+    from untwine.data import load_dataset
+    from untwine.viz import dataset_head, dataset_samples, save_png
+
+    given = [f"data.name={name}", *([f"data.factors={factors}"] if factors else [])]
+    config = resolve_config(apply_overrides({}, [*given, *overrides]))
     dataset = load_dataset(config.data.name, **config.data.options)
-    path = save_png(dataset_samples(dataset, count, seed=seed), out or f"{name}-samples.png")
+    for note in dataset.notes:
+        click.echo(f"data: {note}")
+    if len(dataset.observation_shape) == 1:
+        click.echo(dataset_head(dataset, count, seed=seed))
+        return
+    label = name.split(":")[0]
+    path = save_png(dataset_samples(dataset, count, seed=seed), out or f"{label}-samples.png")
     click.echo(
         f"{count} images of {name} ({'x'.join(map(str, dataset.observation_shape))}): {path}"
     )

@@ -85,11 +85,36 @@ def resolve_config(raw: dict[str, Any]) -> RunConfig:
             f"unknown config section {unknown[0]!r}; accepted: {', '.join(SECTIONS)}"
         )
     sections = {key: _section(raw, key) for key in SECTIONS}
+    data = _component(DATASETS, _split_path(sections["data"]), default="dsprites")
+    model = sections["model"]
+    name = model.get("name", "betavae")
+    accepted = MODELS.options(name) if isinstance(name, str) else {}
+    suggested = DATASETS.get(data.name).suggested_model_options(data.options)
+    model = {**{k: v for k, v in suggested.items() if k in accepted}, **model}
     return RunConfig(
-        data=_component(DATASETS, sections["data"], default="dsprites"),
-        model=_component(MODELS, sections["model"], default="betavae"),
+        data=data,
+        model=_component(MODELS, model, default="betavae"),
         train=_train(sections["train"]),
     )
+
+
+def _split_path(section: dict[str, Any]) -> dict[str, Any]:
+    """`name: table:FILE.csv` is short for `name: table, path: FILE.csv`; paths made absolute."""
+    name = section.get("name")
+    if isinstance(name, str) and ":" in name:
+        name, path = name.split(":", 1)
+        if section.get("path", path) != path:
+            raise UntwineError(
+                f"data.name {section['name']!r} and data.path {section['path']!r} disagree"
+            )
+        if "path" not in DATASETS.options(name):
+            raise UntwineError(
+                f"dataset {name!r} takes no path; NAME:PATH is for datasets with one"
+            )
+        section = {**section, "name": name, "path": path}
+    if isinstance(section.get("path"), str):  # a run must find its data from any directory
+        section["path"] = str(Path(section["path"]).expanduser().absolute())
+    return section
 
 
 def _section(raw: dict[str, Any], key: str) -> dict[str, Any]:

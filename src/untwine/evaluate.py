@@ -12,7 +12,8 @@ from tqdm.auto import tqdm
 
 from untwine import metrics as m
 from untwine import runs
-from untwine.data import GroundTruthDataset, load_dataset, to_tensor
+from untwine.data import Dataset, load_dataset, to_tensor
+from untwine.errors import UntwineError
 from untwine.losses import kl_normal
 from untwine.metrics._sampling import sample_codes
 from untwine.models import VAEBase
@@ -38,32 +39,34 @@ def representation_function(
 @torch.no_grad()
 def model_health(
     model: VAEBase,
-    dataset: GroundTruthDataset,
-    factors: np.ndarray,
-    codes: np.ndarray,
+    dataset: Dataset,
+    indices: np.ndarray,
     *,
     batch_size: int = 256,
     seed: int = 0,
 ) -> dict[str, float | list[float]]:
-    """Per-dimension KL, active units, reconstruction NLL and ELBO (per image, nats).
+    """Per-dimension KL, active units, reconstruction NLL and ELBO (per observation, nats).
 
+    Read on the observations at `indices` (the validation split where the dataset has one).
     The reconstruction term is a one-sample estimate of E_q[-log p(x|z)] with its own seeded
     generator, so evaluating never moves the training RNG.
     """
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     kl_sum, recon_sum = torch.zeros(model.latent_dim, device=device), 0.0
-    for i in range(0, len(factors), batch_size):
-        x = to_tensor(dataset.observations_from_factors(factors[i : i + batch_size]), device)
+    means = []
+    for i in range(0, len(indices), batch_size):
+        x = to_tensor(dataset.observations(indices[i : i + batch_size]), device)
         mu, logvar = model.encode(x)
         eps = torch.randn(mu.shape, generator=generator, device=device)
         z = mu + eps * torch.exp(0.5 * logvar)
         kl_sum += kl_normal(mu, logvar).sum(0)
         recon_sum += model.nll(model.decode(z), x).item() * len(x)
-    kl_per_dim = (kl_sum / len(factors)).cpu().tolist()
-    recon = recon_sum / len(factors)
+        means.append(mu.double().cpu())
+    kl_per_dim = (kl_sum / len(indices)).cpu().tolist()
+    recon = recon_sum / len(indices)
     return {
-        "active_units": int((codes.var(axis=0) > ACTIVE_UNIT_THRESHOLD).sum()),
+        "active_units": int((torch.cat(means).var(0, correction=0) > ACTIVE_UNIT_THRESHOLD).sum()),
         "kl_per_dim": [round(v, 6) for v in kl_per_dim],
         "kl": float(sum(kl_per_dim)),
         "reconstruction": float(recon),
@@ -71,9 +74,28 @@ def model_health(
     }
 
 
+FACTOR_FREE_METRICS = ("unsupervised",)
+
+
+def metrics_for(dataset: Dataset, metrics: str | Iterable[str]) -> list[str]:
+    """The metrics to run on `dataset`: "all" keeps those its factors allow; others are checked."""
+    names = m.parse_metrics(metrics)
+    if dataset.factor_names:
+        return names
+    if metrics == "all":
+        return list(FACTOR_FREE_METRICS)
+    needing = [n for n in names if n not in FACTOR_FREE_METRICS]
+    if needing:
+        raise UntwineError(
+            f"metric {needing[0]!r} needs ground-truth factors, and this dataset has none; "
+            f"without factors: {', '.join(FACTOR_FREE_METRICS)} (give factors to score the rest)"
+        )
+    return names
+
+
 def evaluate(
     run: str | Path | VAEBase,
-    dataset: GroundTruthDataset | None = None,
+    dataset: Dataset | None = None,
     *,
     metrics: str | Iterable[str] = "all",
     seed: int = 0,
@@ -88,8 +110,9 @@ def evaluate(
     As in the reference study: `samples` train and `samples // 2` test points are drawn afresh
     (seeded by `seed`); the BetaVAE and FactorVAE scores draw their own points with the same
     budget. `dci_estimator` picks DCI's classifier (see `untwine.metrics.dci`). Model health
-    (KL per dimension, active units, reconstruction, ELBO) is read on the test points. Nothing
-    here touches the global torch RNG.
+    (KL per dimension, active units, reconstruction, ELBO) is read on `samples // 2` held-out
+    observations: the validation split where the dataset has one. A dataset without factors
+    gets the unsupervised scores and health only. Nothing here touches the global torch RNG.
     """
     run_dir = None if isinstance(run, VAEBase) else Path(run)
     model = runs.load_run(run_dir, device) if run_dir else run
@@ -98,7 +121,7 @@ def evaluate(
             raise TypeError("evaluate(model) needs a dataset")
         config = runs.read_config(run_dir)
         dataset = load_dataset(config.data.name, **config.data.options)
-    names = m.parse_metrics(metrics)
+    names = metrics_for(dataset, metrics)
     was_training = model.training
     model.eval()
     rng = np.random.default_rng(seed)
@@ -110,12 +133,17 @@ def evaluate(
         stages.update(1)
 
     results: dict[str, float | list[float]] = {}
+    n_test = max(samples // 2, 2)
     with stages:
         stage("encoding")
-        train = sample_codes(dataset, encode, samples, rng)
-        test = sample_codes(dataset, encode, max(samples // 2, 2), rng)
-        array_names = [n for n in names if n in m.ARRAY_METRICS]
+        if not dataset.factor_names:  # the codes alone, for the unsupervised scores
+            codes = encode(dataset.observations(rng.integers(0, len(dataset), samples)))
+            stage("unsupervised")
+            results.update({f"unsupervised.{k}": v for k, v in m.unsupervised(codes).items()})
+        array_names = [n for n in names if n in m.ARRAY_METRICS and dataset.factor_names]
         if array_names:
+            train = sample_codes(dataset, encode, samples, rng)
+            test = sample_codes(dataset, encode, n_test, rng)
             results.update(
                 m.score(
                     *train,
@@ -149,9 +177,8 @@ def evaluate(
                 }
             )
         stage("health")
-        results.update(
-            model_health(model, dataset, test[1], test[0], batch_size=batch_size, seed=seed)
-        )
+        held_out = dataset.held_out_indices(n_test, rng)
+        results.update(model_health(model, dataset, held_out, batch_size=batch_size, seed=seed))
     model.train(was_training)
     if run_dir is not None:
         record = {

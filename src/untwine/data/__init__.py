@@ -1,10 +1,18 @@
 """Datasets: the ground-truth interface and every registered dataset."""
 
-from untwine.data import dsprites, dsprites_variants, shapes3d
-from untwine.data.base import DATASETS, GroundTruthDataset, data_root, load_dataset, to_tensor
+from untwine.data import dsprites, dsprites_variants, shapes3d, user
+from untwine.data.base import (
+    DATASETS,
+    Dataset,
+    GroundTruthDataset,
+    data_root,
+    load_dataset,
+    to_tensor,
+)
 
 __all__ = [
     "DATASETS",
+    "Dataset",
     "GroundTruthDataset",
     "data_root",
     "dsprites",
@@ -12,4 +20,5 @@ __all__ = [
     "load_dataset",
     "shapes3d",
     "to_tensor",
+    "user",
 ]

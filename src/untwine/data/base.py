@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -19,33 +20,79 @@ def data_root() -> Path:
     return Path(os.environ.get("UNTWINE_DATA", Path.home() / ".cache" / "untwine")).expanduser()
 
 
-class GroundTruthDataset(ABC):
-    """Images indexed in C-order over a factor grid; images are uint8 HWC, factors integer indices.
+class Dataset(ABC):
+    """What the trainer, metrics and figures read: observations by index, and factors if known.
 
-    Subclasses set `factor_names`, `factor_sizes` and `observation_shape` (C, H, W) and implement
-    `images(indices)`. Nothing is ever held as float: `to_tensor` converts one batch at a time.
+    Observations are uint8 images (n, H, W, C) in 0..255 or float32 rows (n, F) of a table;
+    `observation_shape` is (C, H, W) or (F,). Factors are integer class indices (n, k); a
+    dataset without them has empty `factor_names` and `factor_sizes`. The factor methods are
+    what the metrics draw from: `sample_factors`, `observations_from_factors` and
+    `resample_sharing` (the BetaVAE and FactorVAE scores' "same value of factor k").
     """
 
-    factor_names: tuple[str, ...]
-    factor_sizes: tuple[int, ...]
-    observation_shape: tuple[int, int, int]
+    factor_names: tuple[str, ...] = ()
+    factor_sizes: tuple[int, ...] = ()
+    observation_shape: tuple[int, ...]
+    feature_names: tuple[str, ...] | None = None  # column names when observations are rows
+    notes: tuple[str, ...] | list[str] = ()  # what loading did (splits, discretised factors)
 
     @abstractmethod
-    def images(self, indices: np.ndarray) -> np.ndarray:
-        """uint8 images (n, H, W, C) in 0..255 for flat grid indices (n,)."""
+    def __len__(self) -> int: ...
 
-    def __len__(self) -> int:
-        return int(np.prod(self.factor_sizes))
+    @classmethod
+    def suggested_model_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """Model options that suit this data (e.g. the MLP for tables), given its options."""
+        return {}
+
+    @abstractmethod
+    def observations(self, indices: np.ndarray) -> np.ndarray:
+        """uint8 images (n, H, W, C) or float32 rows (n, F) for indices (n,)."""
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} images")
-        index = index % len(self)
-        return self.images(np.array([index]))[0], self.index_to_factors(np.array([index]))[0]
+            raise IndexError(f"index {index} out of range for {len(self)} observations")
+        index = np.array([index % len(self)])
+        factors = self.index_to_factors(index)[0] if self.factor_names else np.zeros(0, int)
+        return self.observations(index)[0], factors
 
     def sample_indices(self, n: int, generator: torch.Generator) -> np.ndarray:
-        """n flat indices for a training batch: uniform with replacement, unless overridden."""
+        """n indices for a training batch: uniform with replacement, unless overridden."""
         return torch.randint(len(self), (n,), generator=generator).numpy()
+
+    def held_out_indices(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Up to n indices to check a model on: random draws unless a validation split exists."""
+        return rng.integers(0, len(self), n)
+
+    @abstractmethod
+    def index_to_factors(self, indices: np.ndarray) -> np.ndarray:
+        """Factor indices (n, k) of observation indices (n,)."""
+
+    @abstractmethod
+    def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n factor vectors (n, k) drawn from the data's factor distribution."""
+
+    @abstractmethod
+    def observations_from_factors(
+        self, factors: np.ndarray, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
+        """One observation per factor vector (n, k); `rng` draws any nuisance or tie-break."""
+
+    @abstractmethod
+    def resample_sharing(
+        self, factors: np.ndarray, fixed: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Factor vectors (n, k) that keep factor `fixed[i]` of row i and redraw the rest."""
+
+
+class GroundTruthDataset(Dataset):
+    """Images indexed in C-order over a complete factor grid, every factor independent.
+
+    Subclasses set `factor_names`, `factor_sizes` and `observation_shape` (C, H, W) and implement
+    `observations(indices)`. Nothing is held as float: `to_tensor` converts one batch at a time.
+    """
+
+    def __len__(self) -> int:
+        return int(np.prod(self.factor_sizes))
 
     def index_to_factors(self, indices: np.ndarray) -> np.ndarray:
         """Factor indices (n, k) of flat grid indices (n,), C-order over `factor_sizes`."""
@@ -63,15 +110,39 @@ class GroundTruthDataset(ABC):
         self, factors: np.ndarray, rng: np.random.Generator | None = None
     ) -> np.ndarray:
         """uint8 images (n, H, W, C) for factor indices (n, k); `rng` is for noisy datasets."""
-        return self.images(self.factors_to_index(factors))
+        return self.observations(self.factors_to_index(factors))
+
+    def resample_sharing(
+        self, factors: np.ndarray, fixed: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        rows = np.arange(len(factors))
+        fresh = self.sample_factors(len(factors), rng)
+        fresh[rows, fixed] = np.asarray(factors)[rows, fixed]
+        return fresh
 
 
-def to_tensor(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """uint8 (n, H, W, C) -> float32 (n, C, H, W) in [0, 1] on `device`; converts after transfer."""
-    batch = torch.from_numpy(np.ascontiguousarray(images)).to(device, non_blocking=True)
-    return batch.permute(0, 3, 1, 2).float().div_(255.0)
+def read_npy_header(stream: BinaryIO) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from the header of a .npy stream, leaving it at the first byte of data."""
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+    else:
+        shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+    return tuple(shape), dtype
 
 
-def load_dataset(name: str, **options) -> GroundTruthDataset:
+def to_tensor(observations: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """A float32 batch on `device`, converted after the transfer.
+
+    uint8 images (n, H, W, C) become (n, C, H, W) in [0, 1]; float images (n, H, W, C) become
+    (n, C, H, W) as they are; rows (n, F) stay (n, F).
+    """
+    batch = torch.from_numpy(np.ascontiguousarray(observations)).to(device, non_blocking=True)
+    if batch.ndim == 4:
+        batch = batch.permute(0, 3, 1, 2)
+    return batch.float().div_(255.0) if batch.dtype == torch.uint8 else batch.float()
+
+
+def load_dataset(name: str, **options) -> Dataset:
     """Build a registered dataset by name, e.g. `load_dataset("dsprites")`."""
     return DATASETS.create(name, **options)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from untwine.data.base import DATASETS, GroundTruthDataset, data_root
+from untwine.data.base import DATASETS, GroundTruthDataset, data_root, read_npy_header
 from untwine.errors import UntwineError
 
 FACTOR_NAMES = ("shape", "scale", "orientation", "position_x", "position_y")
@@ -85,7 +85,7 @@ class DSprites(GroundTruthDataset):
     def __init__(self) -> None:
         self._sprites = render_sprites().reshape(-1, PATCH, PATCH)
 
-    def images(self, indices: np.ndarray) -> np.ndarray:
+    def observations(self, indices: np.ndarray) -> np.ndarray:
         factors = self.index_to_factors(indices)
         sprite = np.ravel_multi_index(tuple(factors[:, :3].T), FACTOR_SIZES[:3])
         n = len(factors)
@@ -136,7 +136,7 @@ class DSpritesOfficial(GroundTruthDataset):
         self._bits, (height, width) = _packed_images(file)
         self.observation_shape = (1, height, width)
 
-    def images(self, indices: np.ndarray) -> np.ndarray:
+    def observations(self, indices: np.ndarray) -> np.ndarray:
         _, height, width = self.observation_shape
         bits = self._bits[np.asarray(indices)]
         pixels = np.unpackbits(bits, axis=1, count=height * width)
@@ -159,13 +159,7 @@ def _packed_images(file: Path) -> tuple[np.ndarray, tuple[int, int]]:
     stat = file.stat()
     cache = data_root() / "cache" / f"{file.stem}-{stat.st_size}-{stat.st_mtime_ns}.bits.npy"
     with zipfile.ZipFile(file) as archive, archive.open("imgs.npy") as stream:
-        version = np.lib.format.read_magic(stream)
-        read_header = (
-            np.lib.format.read_array_header_1_0
-            if version == (1, 0)
-            else np.lib.format.read_array_header_2_0
-        )
-        shape, _, dtype = read_header(stream)
+        shape, dtype = read_npy_header(stream)
         if not cache.exists():
             _stream_pack(stream, shape, dtype, cache)
     return np.load(cache, mmap_mode="r"), shape[1:3]

@@ -35,17 +35,17 @@ class _NuisanceDSprites(DSprites):
     draws: int
     salt: int
 
-    def images(self, indices: np.ndarray) -> np.ndarray:
+    def observations(self, indices: np.ndarray) -> np.ndarray:
         keys = np.asarray(indices, dtype=np.uint64)[:, None] * np.uint64(self.draws)
         keys = keys + np.arange(self.draws, dtype=np.uint64)
-        return self._apply(super().images(indices), hashed_uint8(keys, self.salt))
+        return self._apply(super().observations(indices), hashed_uint8(keys, self.salt))
 
     def observations_from_factors(
         self, factors: np.ndarray, rng: np.random.Generator | None = None
     ) -> np.ndarray:
         if rng is None:
             return super().observations_from_factors(factors)
-        sprites = DSprites.images(self, self.factors_to_index(factors))
+        sprites = DSprites.observations(self, self.factors_to_index(factors))
         return self._apply(sprites, rng.integers(0, 256, (len(factors), self.draws), np.uint8))
 
     @staticmethod

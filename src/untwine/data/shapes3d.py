@@ -238,7 +238,7 @@ class Shapes3D(GroundTruthDataset):
         self._intensity = geometry_cache().reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 3)
         self._colours = hue_colours().astype(np.uint16)
 
-    def images(self, indices: np.ndarray) -> np.ndarray:
+    def observations(self, indices: np.ndarray) -> np.ndarray:
         factors = self.index_to_factors(indices)
         geometry = np.ravel_multi_index(tuple(factors[:, 3:].T), FACTOR_SIZES[3:])
         light = self._intensity[geometry].astype(np.uint16)  # (n, H, W, 3 surfaces)

@@ -6,13 +6,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from untwine.data import GroundTruthDataset
+from untwine.data import Dataset
 
 RepresentationFn = Callable[[np.ndarray], np.ndarray]  # uint8 images (n, H, W, C) -> codes (n, d)
 
 
 def sample_codes(
-    dataset: GroundTruthDataset,
+    dataset: Dataset,
     encode: RepresentationFn,
     n: int,
     rng: np.random.Generator,

@@ -8,12 +8,12 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
-from untwine.data import GroundTruthDataset
+from untwine.data import Dataset
 from untwine.metrics._sampling import RepresentationFn
 
 
 def beta_vae_score(
-    dataset: GroundTruthDataset,
+    dataset: Dataset,
     representation_fn: RepresentationFn,
     rng: np.random.Generator,
     *,
@@ -45,11 +45,10 @@ def _points(dataset, representation_fn, rng, batch_size, num_points, chunk: int 
     for start in range(0, num_points, chunk):
         n = min(chunk, num_points - start)
         fixed = rng.integers(k, size=n)  # (n,)
-        first = dataset.sample_factors(n * batch_size, rng).reshape(n, batch_size, k)
-        second = dataset.sample_factors(n * batch_size, rng).reshape(n, batch_size, k)
-        second[np.arange(n), :, fixed] = first[np.arange(n), :, fixed]
-        z1 = representation_fn(dataset.observations_from_factors(first.reshape(-1, k), rng))
-        z2 = representation_fn(dataset.observations_from_factors(second.reshape(-1, k), rng))
+        first = dataset.sample_factors(n * batch_size, rng)
+        second = dataset.resample_sharing(first, np.repeat(fixed, batch_size), rng)
+        z1 = representation_fn(dataset.observations_from_factors(first, rng))
+        z2 = representation_fn(dataset.observations_from_factors(second, rng))
         features.append(np.abs(z1 - z2).reshape(n, batch_size, -1).mean(axis=1))
         labels.append(fixed)
     return np.concatenate(features), np.concatenate(labels)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from untwine.data import GroundTruthDataset
+from untwine.data import Dataset
 from untwine.metrics._sampling import RepresentationFn, sample_codes
 
 
 def factor_vae_score(
-    dataset: GroundTruthDataset,
+    dataset: Dataset,
     representation_fn: RepresentationFn,
     rng: np.random.Generator,
     *,
@@ -53,9 +53,9 @@ def _votes(
     for start in range(0, num_votes, chunk):
         n = min(chunk, num_votes - start)
         fixed = rng.integers(k, size=n)
-        factors = dataset.sample_factors(n * batch_size, rng).reshape(n, batch_size, k)
-        factors[np.arange(n), :, fixed] = factors[np.arange(n), 0, fixed][:, None]
-        codes = representation_fn(dataset.observations_from_factors(factors.reshape(-1, k), rng))
+        anchors = np.repeat(dataset.sample_factors(n, rng), batch_size, axis=0)
+        factors = dataset.resample_sharing(anchors, np.repeat(fixed, batch_size), rng)
+        codes = representation_fn(dataset.observations_from_factors(factors, rng))
         local = codes.reshape(n, batch_size, -1).var(axis=1, ddof=1)  # (n, d)
         ratio = local[:, active] / global_variance[active]
         np.add.at(votes, (fixed, np.argmin(ratio, axis=1)), 1)

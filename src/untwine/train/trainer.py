@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from tqdm.auto import tqdm
 
 from untwine import runs
 from untwine.config import RunConfig
-from untwine.data import GroundTruthDataset, load_dataset, to_tensor
+from untwine.data import Dataset, load_dataset, to_tensor
 from untwine.errors import UntwineError
 from untwine.evaluate import evaluate
 from untwine.models import MODELS, VAEBase, create_model
@@ -59,13 +60,13 @@ def make_optimizers(model: VAEBase, lr: float) -> dict[str, torch.optim.Optimize
 
 
 def sample_batch(
-    dataset: GroundTruthDataset, size: int, generator: torch.Generator, device: torch.device
+    dataset: Dataset, size: int, generator: torch.Generator, device: torch.device
 ) -> torch.Tensor:
     """A batch of training images (the dataset says how they are drawn), float (B, C, H, W)."""
-    return to_tensor(dataset.images(dataset.sample_indices(size, generator)), device)
+    return to_tensor(dataset.observations(dataset.sample_indices(size, generator)), device)
 
 
-def build(config: RunConfig, dataset: GroundTruthDataset) -> tuple[RunConfig, VAEBase]:
+def build(config: RunConfig, dataset: Dataset) -> tuple[RunConfig, VAEBase]:
     """The model for `config` on `dataset`, and the config with data-derived options filled in.
 
     Options a model takes from the data (`observation_shape`, and `dataset_size` for the
@@ -101,6 +102,8 @@ def train(
     resuming = _prepare_run_dir(run_dir, config, force)
     device = resolve_device(config.train.device)
     dataset = load_dataset(config.data.name, **config.data.options)
+    for note in dataset.notes if progress else ():
+        tqdm.write(f"data: {note}", file=sys.stderr)
     torch.manual_seed(config.train.seed)
     config, model = build(config, dataset)
     model.to(device)

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from PIL import Image
 
 from untwine import runs
-from untwine.data import GroundTruthDataset, load_dataset, to_tensor
+from untwine.data import Dataset, load_dataset, to_tensor
 from untwine.losses import kl_normal
 from untwine.models import VAEBase
 from untwine.viz.grid import compose, save_png
@@ -18,7 +20,7 @@ from untwine.viz.grid import compose, save_png
 @torch.no_grad()
 def kl_per_dim(
     model: VAEBase,
-    dataset: GroundTruthDataset,
+    dataset: Dataset,
     *,
     n: int = 512,
     seed: int = 0,
@@ -29,7 +31,7 @@ def kl_per_dim(
     indices = np.random.default_rng(seed).integers(0, len(dataset), n)
     total = torch.zeros(model.latent_dim, device=device)
     for start in range(0, n, batch_size):
-        x = to_tensor(dataset.images(indices[start : start + batch_size]), device)
+        x = to_tensor(dataset.observations(indices[start : start + batch_size]), device)
         mu, logvar = model.encode(x)
         total += kl_normal(mu, logvar).sum(0)
     return (total / n).cpu().numpy()
@@ -38,7 +40,7 @@ def kl_per_dim(
 @torch.no_grad()
 def traversal_cells(
     model: VAEBase,
-    dataset: GroundTruthDataset,
+    dataset: Dataset,
     *,
     seed: int = 0,
     n_values: int = 11,
@@ -54,7 +56,7 @@ def traversal_cells(
     kl = kl_per_dim(model, dataset, seed=seed)
     order = np.argsort(-kl, kind="stable")
     index = np.random.default_rng(seed).integers(len(dataset), size=1)
-    x = to_tensor(dataset.images(index), device)
+    x = to_tensor(dataset.observations(index), device)
     base = model.representation(x)[0]  # (D,)
     values = torch.linspace(-limit, limit, n_values, device=device)
     rows = []
@@ -68,7 +70,7 @@ def traversal_cells(
 
 def traversal_grid(
     model: VAEBase,
-    dataset: GroundTruthDataset,
+    dataset: Dataset,
     *,
     seed: int = 0,
     n_values: int = 11,
@@ -79,10 +81,45 @@ def traversal_grid(
     return compose(cells, [f"z{d}  KL {kl[d]:.2f}" for d in order])
 
 
+@torch.no_grad()
+def row_traversal_figure(
+    model: VAEBase, dataset: Dataset, *, seed: int = 0, n_values: int = 11, limit: float = 2.5
+) -> Image.Image:
+    """Traversals of a table: one panel per latent (by KL), each feature's decoded value vs z_d."""
+    model.eval()
+    device = next(model.parameters()).device
+    kl = kl_per_dim(model, dataset, seed=seed)
+    order = np.argsort(-kl, kind="stable")
+    index = np.random.default_rng(seed).integers(len(dataset), size=1)
+    base = model.representation(to_tensor(dataset.observations(index), device))[0]
+    values = torch.linspace(-limit, limit, n_values, device=device)
+    names = dataset.feature_names or [f"x{i}" for i in range(dataset.observation_shape[0])]
+    columns = min(len(order), 4)
+    rows = -(-len(order) // columns)
+    figure = Figure(figsize=(3.2 * columns, 2.4 * rows), dpi=100, layout="constrained")
+    for panel, dim in enumerate(order):
+        z = base.repeat(n_values, 1)
+        z[:, dim] = values
+        decoded = model.mean_image(z).cpu().numpy()  # (V, F)
+        axes = figure.add_subplot(rows, columns, panel + 1)
+        for feature, name in enumerate(names):
+            axes.plot(values.cpu().numpy(), decoded[:, feature], label=name)
+        axes.set_title(f"z{dim}  KL {kl[dim]:.2f}", fontsize=9)
+        axes.set_xlabel(f"z{dim}", fontsize=8)
+        axes.tick_params(labelsize=7)
+    figure.axes[0].legend(fontsize=7, loc="best")
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3])
+
+
 def traverse(run_dir: str | Path, *, seed: int = 0, device: str = "cpu") -> Path:
-    """Redraw `RUN/figures/traversal.png` from the run's weights and dataset; returns its path."""
+    """Redraw `RUN/figures/traversal.png` from the run's weights and dataset; returns its path.
+
+    Images get the grid of decoded images; table rows get a panel of feature curves per latent.
+    """
     model = runs.load_run(run_dir, device=device)
     config = runs.read_config(run_dir)
     dataset = load_dataset(config.data.name, **config.data.options)
-    image = traversal_grid(model, dataset, seed=seed)
-    return save_png(image, Path(run_dir) / runs.FIGURES / "traversal.png")
+    draw = row_traversal_figure if len(dataset.observation_shape) == 1 else traversal_grid
+    return save_png(draw(model, dataset, seed=seed), Path(run_dir) / runs.FIGURES / "traversal.png")
