@@ -1,6 +1,6 @@
 """Datasets: the ground-truth interface and every registered dataset."""
 
-from untwine.data import dsprites, dsprites_variants, shapes3d, user
+from untwine.data import dsprites, dsprites_variants, official, shapes3d, user
 from untwine.data.base import (
     DATASETS,
     Dataset,
@@ -18,6 +18,7 @@ __all__ = [
     "dsprites",
     "dsprites_variants",
     "load_dataset",
+    "official",
     "shapes3d",
     "to_tensor",
     "user",
