@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 import untwine
+
+from .conftest import run_cli
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 
@@ -31,3 +34,20 @@ def test_the_yaml_example_is_a_complete_valid_config():
     (block,) = _blocks("yaml")
     config = untwine.resolve_config(yaml.safe_load(block))
     assert config.to_dict() == untwine.resolve_config({}).to_dict()
+
+
+def test_the_table_example_runs_on_a_table_with_those_columns(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = ["age,region,income,hours"]
+    for _ in range(50):
+        age, region = rng.integers(18, 80), rng.choice(["north", "south"])
+        rows.append(f"{age},{region},{1000 + 30 * age + rng.normal():.2f},{rng.normal():.3f}")
+    (tmp_path / "survey.csv").write_text("\n".join(rows) + "\n")
+    (line,) = [
+        line.split("#")[0].split()
+        for block in _blocks("bash")
+        for line in block.splitlines()
+        if line.startswith("untwine datasets show table:")
+    ]
+    shown = run_cli(*line[1:], cwd=tmp_path)
+    assert "[age]" in shown.stdout and "[region]" in shown.stdout
