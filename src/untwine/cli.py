@@ -282,6 +282,40 @@ def traverse(run: str, seed: int) -> None:
 
 
 @cli.command()
+@click.argument("run", type=click.Path())
+@click.option("--n", "count", type=click.IntRange(1, 1024), default=64, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="[default: RUN/figures/samples.png]")
+def sample(run: str, count: int, seed: int, out: str | None) -> None:
+    """Draw N observations from RUN's model: decoded prior samples (VAEs) or G's (InfoGAN).
+
+    Images go to a PNG grid; a table's rows go to a CSV in the table's units.
+    """
+    import torch
+
+    from untwine.data import load_dataset
+    from untwine.viz import model_samples, save_png
+
+    model = runs.load_run(run)
+    config = runs.read_config(run)
+    if len(model.observation_shape) > 1:
+        path = save_png(
+            model_samples(model, count, seed=seed), out or Path(run) / runs.FIGURES / "samples.png"
+        )
+    else:
+        dataset = load_dataset(config.data.name, **config.data.options)
+        rows = model.sample(count, torch.Generator().manual_seed(seed)).numpy()
+        if hasattr(dataset, "feature_mean"):  # back from standardised units
+            rows = rows * dataset.feature_std + dataset.feature_mean
+        names = dataset.feature_names or [f"x{i}" for i in range(rows.shape[1])]
+        text = ",".join(names) + "\n" + "\n".join(",".join(f"{v:.6g}" for v in r) for r in rows)
+        path = Path(out or Path(run) / "samples.csv")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        runs.atomic_write(path, (text + "\n").encode())
+    click.echo(f"{count} samples: {path}")
+
+
+@cli.command()
 def models() -> None:
     """List the models and their options with defaults."""
     for name in MODELS:

@@ -16,12 +16,12 @@ from untwine.data import Dataset, load_dataset, to_tensor
 from untwine.errors import UntwineError
 from untwine.losses import kl_normal
 from untwine.metrics._sampling import sample_codes
-from untwine.models import VAEBase
+from untwine.models import Model, VAEBase
 from untwine.models.base import ACTIVE_UNIT_THRESHOLD
 
 
 def representation_function(
-    model: VAEBase, *, batch_size: int = 256
+    model: Model, *, batch_size: int = 256
 ) -> Callable[[np.ndarray], np.ndarray]:
     """uint8 images (n, H, W, C) -> posterior means (n, d), encoded `batch_size` at a time."""
     device = next(model.parameters()).device
@@ -38,21 +38,34 @@ def representation_function(
 
 @torch.no_grad()
 def model_health(
-    model: VAEBase,
+    model: Model,
     dataset: Dataset,
     indices: np.ndarray,
     *,
     batch_size: int = 256,
     seed: int = 0,
 ) -> dict[str, float | list[float]]:
-    """Per-dimension KL, active units, reconstruction NLL and ELBO (per observation, nats).
+    """Active units, and per model kind what shows its health, read on `indices`.
 
-    Read on the observations at `indices` (the validation split where the dataset has one).
-    The reconstruction term is a one-sample estimate of E_q[-log p(x|z)] with its own seeded
-    generator, so evaluating never moves the training RNG.
+    A VAE: per-dimension KL, reconstruction NLL and ELBO (per observation, nats), the
+    reconstruction a one-sample estimate with its own seeded generator. A GAN with codes: how
+    well Q reads them back from fresh samples. Evaluating never moves the training RNG.
     """
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
+    if not isinstance(model, VAEBase):
+        codes = torch.cat(
+            [
+                model.representation(
+                    to_tensor(dataset.observations(indices[i : i + batch_size]), device)
+                )
+                for i in range(0, len(indices), batch_size)
+            ]
+        )
+        return {
+            "active_units": _active_units(codes),
+            **model.code_recovery(len(indices), generator),
+        }
     kl_sum, recon_sum = torch.zeros(model.latent_dim, device=device), 0.0
     means = []
     for i in range(0, len(indices), batch_size):
@@ -62,16 +75,21 @@ def model_health(
         z = mu + eps * torch.exp(0.5 * logvar)
         kl_sum += kl_normal(mu, logvar).sum(0)
         recon_sum += model.nll(model.decode(z), x).item() * len(x)
-        means.append(mu.double().cpu())
+        means.append(mu)
     kl_per_dim = (kl_sum / len(indices)).cpu().tolist()
     recon = recon_sum / len(indices)
     return {
-        "active_units": int((torch.cat(means).var(0, correction=0) > ACTIVE_UNIT_THRESHOLD).sum()),
+        "active_units": _active_units(torch.cat(means)),
         "kl_per_dim": [round(v, 6) for v in kl_per_dim],
         "kl": float(sum(kl_per_dim)),
         "reconstruction": float(recon),
         "elbo": float(-(recon + sum(kl_per_dim))),
     }
+
+
+def _active_units(codes: torch.Tensor) -> int:
+    """Units whose mean code varies across observations: Var > 0.01 (Burda et al.)."""
+    return int((codes.double().var(0, correction=0) > ACTIVE_UNIT_THRESHOLD).sum())
 
 
 FACTOR_FREE_METRICS = ("unsupervised",)
@@ -94,7 +112,7 @@ def metrics_for(dataset: Dataset, metrics: str | Iterable[str]) -> list[str]:
 
 
 def evaluate(
-    run: str | Path | VAEBase,
+    run: str | Path | Model,
     dataset: Dataset | None = None,
     *,
     metrics: str | Iterable[str] = "all",
@@ -114,7 +132,7 @@ def evaluate(
     observations: the validation split where the dataset has one. A dataset without factors
     gets the unsupervised scores and health only. Nothing here touches the global torch RNG.
     """
-    run_dir = None if isinstance(run, VAEBase) else Path(run)
+    run_dir = None if isinstance(run, torch.nn.Module) else Path(run)
     model = runs.load_run(run_dir, device) if run_dir else run
     if dataset is None:
         if run_dir is None:

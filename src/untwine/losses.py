@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -139,3 +140,25 @@ def mmd(x: torch.Tensor, y: torch.Tensor, kernel: Literal["rbf", "imq"] = "rbf")
         return (matrix.sum() - torch.diagonal(matrix).sum()) / (n * (n - 1))
 
     return mean_off_diagonal(k(x, x)) + mean_off_diagonal(k(y, y)) - 2 * k(x, y).mean()
+
+
+def gaussian_code_nll(code: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """-log N(code; mean, exp(logvar)), summed over code dimensions, mean over batch.
+
+    InfoGAN's continuous information loss: Q's factorised Gaussian read of the codes.
+    """
+    return -log_normal(code, mean, logvar).sum(1).mean()
+
+
+def gradient_penalty(
+    critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor
+) -> torch.Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): E (||grad critic(x_hat)||_2 - 1)^2 on random mixes.
+
+    x_hat = e real + (1 - e) fake with e ~ U[0, 1] per sample; the graph is kept (create_graph)
+    so that the penalty trains the critic.
+    """
+    e = torch.rand(len(real), *[1] * (real.dim() - 1), device=real.device)
+    mixed = (e * real + (1 - e) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()

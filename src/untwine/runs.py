@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save
 
 from untwine.config import RunConfig, read_yaml, resolve_config, write_yaml
 from untwine.errors import UntwineError
-from untwine.models import VAEBase, create_model
+from untwine.models import Model, create_model
 
 CONFIG = "config.yaml"
 WEIGHTS = "model.safetensors"
@@ -46,7 +46,7 @@ def read_config(run_dir: str | Path) -> RunConfig:
     return resolve_config(read_yaml(path))
 
 
-def save_weights(run_dir: Path, model: VAEBase, step: int) -> None:
+def save_weights(run_dir: Path, model: Model, step: int) -> None:
     """Weights as safetensors (never pickle), with the step in the metadata."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     atomic_write(run_dir / WEIGHTS, save(tensors, metadata={"step": str(step)}))
@@ -76,7 +76,7 @@ def load_state(run_dir: Path, device: torch.device) -> dict[str, Any] | None:
     return torch.load(path, map_location=device, weights_only=True) if path.is_file() else None
 
 
-def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> VAEBase:
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Model:
     """Rebuild a run's model from `config.yaml` and `model.safetensors`, in eval mode."""
     run_dir = Path(run_dir)
     config = read_config(run_dir)

@@ -342,7 +342,7 @@ class ArrayDataset(UserDataset):
         if shape is None:
             return {}
         if len(shape) == 2:
-            return {"arch": "mlp", "likelihood": "gaussian"}
+            return {"arch": "mlp", "likelihood": "gaussian", "output": "linear"}
         spatial = shape[1:3] if _layout(shape, None) == "nhwc" else shape[2:4]
         return {} if tuple(spatial) == (64, 64) else {"arch": "mlp"}
 
@@ -467,7 +467,7 @@ class TableDataset(UserDataset):
 
     @classmethod
     def suggested_model_options(cls, options: dict[str, Any]) -> dict[str, Any]:
-        return {"arch": "mlp", "likelihood": "gaussian"}
+        return {"arch": "mlp", "likelihood": "gaussian", "output": "linear"}
 
 
 def _read_csv(file: Path) -> tuple[list[str], list[list[str]]]:

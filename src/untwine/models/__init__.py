@@ -1,10 +1,20 @@
-"""Models: the abstract VAE and one final class per method."""
+"""Models: the abstract VAE and one final class per method; InfoGAN beside them."""
 
-from untwine.models import annealedvae, betatcvae, betavae, dipvae, factorvae, infovae, vae
-from untwine.models.base import MODELS, Posterior, VAEBase, create_model
+from untwine.models import (
+    annealedvae,
+    betatcvae,
+    betavae,
+    dipvae,
+    factorvae,
+    infogan,
+    infovae,
+    vae,
+)
+from untwine.models.base import MODELS, Model, Posterior, VAEBase, create_model
 
 __all__ = [
     "MODELS",
+    "Model",
     "Posterior",
     "VAEBase",
     "annealedvae",
@@ -13,6 +23,7 @@ __all__ = [
     "create_model",
     "dipvae",
     "factorvae",
+    "infogan",
     "infovae",
     "vae",
 ]

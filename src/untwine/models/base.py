@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -18,6 +18,26 @@ from untwine.registry import Registry
 MODELS = Registry("model", section="model")
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al.: a unit is active when Var_x(E[z|x]) > 0.01
+
+
+@runtime_checkable
+class Model(Protocol):
+    """What the trainer, evaluation and figures read from any model, VAE or GAN.
+
+    `loss(x, step)` returns every objective named by `objectives()` (and terms to log);
+    `representation(x)` is the code the metrics score, (B, latent_dim); `sample(n)` draws
+    observations from the model. A VAE adds `encode`/`decode`; InfoGAN adds `generate`.
+    """
+
+    config: dict[str, Any]
+    observation_shape: tuple[int, ...]
+    latent_dim: int
+
+    def objectives(self) -> dict[str, dict[str, Any]]: ...
+    def loss(self, x: torch.Tensor, step: int) -> dict[str, torch.Tensor]: ...
+    def check_data(self, x: torch.Tensor) -> None: ...
+    def representation(self, x: torch.Tensor) -> torch.Tensor: ...
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -112,6 +132,12 @@ class VAEBase(nn.Module, ABC):
         """The posterior mean (B, D): what metrics and traversals read."""
         return self.encode(x)[0]
 
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n observations decoded (as their means) from z drawn from the prior N(0, I)."""
+        z = torch.randn(n, self.latent_dim, generator=generator, device=self.log_scale.device)
+        return self.mean_image(z)
+
     def loss(self, x: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         """`loss` to minimise plus every named term; scalars, except `kl_per_dim` (D,)."""
         mu, logvar = self.encode(x)
@@ -136,7 +162,7 @@ class VAEBase(nn.Module, ABC):
         """The term added to the reconstruction loss, and any extra named terms to log."""
 
 
-def create_model(name: str, **options: Any) -> VAEBase:
+def create_model(name: str, **options: Any) -> Model:
     """Build a registered model, e.g. `create_model("betavae", observation_shape=(1, 64, 64))`."""
     params = MODELS.resolve(name, options)
     missing = [key for key in MODELS.options(name) if key not in params]

@@ -8,13 +8,13 @@ from typing import Any
 import torch
 
 from untwine import runs
-from untwine.models import VAEBase
+from untwine.models import Model
 
 Optimizers = dict[str, torch.optim.Optimizer]
 
 
 def capture(
-    step: int, model: VAEBase, optimizers: Optimizers, sampler: torch.Generator
+    step: int, model: Model, optimizers: Optimizers, sampler: torch.Generator
 ) -> dict[str, Any]:
     """Everything needed to continue exactly: weights, optimisers, both RNG streams, step."""
     state = {
@@ -31,7 +31,7 @@ def capture(
 
 def restore(
     state: dict[str, Any],
-    model: VAEBase,
+    model: Model,
     optimizers: Optimizers,
     sampler: torch.Generator,
 ) -> int:
@@ -46,7 +46,7 @@ def restore(
     return int(state["step"])
 
 
-def save(run_dir: Path, state: dict[str, Any], model: VAEBase) -> None:
+def save(run_dir: Path, state: dict[str, Any], model: Model) -> None:
     """Write the trainer state, then the deliverable weights; each write is atomic."""
     runs.save_state(run_dir, state)
     runs.save_weights(run_dir, model, state["step"])

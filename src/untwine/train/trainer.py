@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from untwine.config import RunConfig
 from untwine.data import Dataset, load_dataset, to_tensor
 from untwine.errors import UntwineError
 from untwine.evaluate import evaluate
-from untwine.models import MODELS, VAEBase, create_model
+from untwine.models import MODELS, Model, create_model
 from untwine.train import checkpoint
 
 # Options that may change between a run and its resume without changing its results.
@@ -50,7 +50,7 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_optimizers(model: VAEBase, lr: float) -> dict[str, torch.optim.Optimizer]:
+def make_optimizers(model: Model, lr: float) -> dict[str, torch.optim.Optimizer]:
     """One Adam per objective the model declares; options it names override the run's lr."""
     optimizers = {}
     for key, spec in model.objectives().items():
@@ -66,7 +66,7 @@ def sample_batch(
     return to_tensor(dataset.observations(dataset.sample_indices(size, generator)), device)
 
 
-def build(config: RunConfig, dataset: Dataset) -> tuple[RunConfig, VAEBase]:
+def build(config: RunConfig, dataset: Dataset) -> tuple[RunConfig, Model]:
     """The model for `config` on `dataset`, and the config with data-derived options filled in.
 
     Options a model takes from the data (`observation_shape`, and `dataset_size` for the
@@ -140,7 +140,7 @@ def train(
             if step == start:
                 model.check_data(x)  # at the door: the first batch the model will see
             terms = model.loss(x, step)
-            _stop_if_not_finite(terms, step + 1, run_dir)
+            _stop_if_not_finite(terms, optimizers, step + 1, run_dir)
             for i, (key, optimizer) in enumerate(optimizers.items()):  # "loss" first
                 optimizer.zero_grad(set_to_none=True)
                 terms[key].backward(retain_graph=i < len(optimizers) - 1)
@@ -222,9 +222,11 @@ class TrainingDiverged(RuntimeError):
     """A loss term became NaN or infinite; the weights of that step were not applied or saved."""
 
 
-def _stop_if_not_finite(terms: dict[str, torch.Tensor], step: int, run_dir: Path) -> None:
-    """Stop at the step a term turns NaN/Inf, naming it; the last checkpoint stays as it was."""
-    if bool(torch.isfinite(terms["loss"]).all()):
+def _stop_if_not_finite(
+    terms: dict[str, torch.Tensor], objectives: Iterable[str], step: int, run_dir: Path
+) -> None:
+    """Stop at the step an objective turns NaN/Inf, naming the terms; the checkpoint is kept."""
+    if all(bool(torch.isfinite(terms[key]).all()) for key in objectives):
         return
     bad = [k for k, v in terms.items() if not bool(torch.isfinite(v.detach()).all())]
     saved = runs.trained_steps(run_dir)

@@ -1,4 +1,4 @@
-"""What a model will see: a grid of training images drawn from a dataset."""
+"""Grids of observations: what a model will see (training draws), and what it generates."""
 
 from __future__ import annotations
 
@@ -7,7 +7,17 @@ import torch
 from PIL import Image
 
 from untwine.data import Dataset
+from untwine.models import Model
 from untwine.viz.grid import compose
+
+
+@torch.no_grad()
+def model_samples(model: Model, n: int = 64, *, columns: int = 8, seed: int = 0) -> Image.Image:
+    """A grid of n observations the model generates (seeded): prior samples decoded, or G's."""
+    model.eval()
+    device = next(model.parameters()).device
+    images = model.sample(n, torch.Generator(device=device).manual_seed(seed))
+    return _grid(images.clamp(0, 1).mul(255).round().byte().cpu().numpy(), columns)
 
 
 def dataset_samples(
@@ -15,10 +25,14 @@ def dataset_samples(
 ) -> Image.Image:
     """n training draws (as the trainer draws them, seeded), `columns` to a row."""
     indices = dataset.sample_indices(n, torch.Generator().manual_seed(seed))
-    images = dataset.observations(indices).transpose(0, 3, 1, 2)  # (n, C, H, W)
-    rows = -(-n // columns)
+    return _grid(dataset.observations(indices).transpose(0, 3, 1, 2), columns)
+
+
+def _grid(images: np.ndarray, columns: int) -> Image.Image:
+    """uint8 images (n, C, H, W) in rows of `columns`, the last row padded with blanks."""
+    rows = -(-len(images) // columns)
     cells = np.zeros((rows * columns, *images.shape[1:]), np.uint8)
-    cells[:n] = images
+    cells[: len(images)] = images
     return compose(cells.reshape(rows, columns, *images.shape[1:]))
 
 

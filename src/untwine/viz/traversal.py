@@ -13,7 +13,7 @@ from PIL import Image
 from untwine import runs
 from untwine.data import Dataset, load_dataset, to_tensor
 from untwine.losses import kl_normal
-from untwine.models import VAEBase
+from untwine.models import Model, VAEBase
 from untwine.viz.grid import compose, save_png
 
 
@@ -113,13 +113,46 @@ def row_traversal_figure(
     return Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3])
 
 
+@torch.no_grad()
+def code_traversal_grid(
+    model: Model, *, seed: int = 0, n_values: int = 11, n_noise: int = 3
+) -> Image.Image:
+    """A generator's traversals: per code, one row per noise sample (`c2 n1`), code swept.
+
+    Each noise sample also fixes the other codes (drawn from their prior, seeded), so a code
+    that means one thing moves the same factor in each of its rows.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    inputs = model.sample_inputs(n_noise, torch.Generator(device=device).manual_seed(seed))
+    rows, labels = [], []
+    for sample in range(n_noise):
+        one = [part[sample : sample + 1] for part in inputs]
+        for label, images in model.traverse_codes(*one, n_values=n_values):
+            rows.append(images)
+            labels.append(f"{label} n{sample}")
+    order = sorted(range(len(rows)), key=lambda r: (labels[r].split()[0], r))  # code by code
+    width = max(len(r) for r in rows)
+    cells = torch.zeros(len(rows), width, *rows[0].shape[1:], device=device)
+    for out, r in enumerate(order):
+        cells[out, : len(rows[r])] = rows[r]
+    cells = cells.clamp(0, 1).mul(255).round().byte().cpu().numpy()
+    return compose(cells, [labels[r] for r in order])
+
+
 def traverse(run_dir: str | Path, *, seed: int = 0, device: str = "cpu") -> Path:
     """Redraw `RUN/figures/traversal.png` from the run's weights and dataset; returns its path.
 
-    Images get the grid of decoded images; table rows get a panel of feature curves per latent.
+    A VAE gets the grid of decoded images from one input (table rows: a panel of feature
+    curves per latent); InfoGAN gets its codes swept under several noise samples.
     """
     model = runs.load_run(run_dir, device=device)
     config = runs.read_config(run_dir)
     dataset = load_dataset(config.data.name, **config.data.options)
-    draw = row_traversal_figure if len(dataset.observation_shape) == 1 else traversal_grid
-    return save_png(draw(model, dataset, seed=seed), Path(run_dir) / runs.FIGURES / "traversal.png")
+    if hasattr(model, "traverse_codes"):  # a generator with codes: no input image needed
+        image = code_traversal_grid(model, seed=seed)
+    elif len(dataset.observation_shape) == 1:
+        image = row_traversal_figure(model, dataset, seed=seed)
+    else:
+        image = traversal_grid(model, dataset, seed=seed)
+    return save_png(image, Path(run_dir) / runs.FIGURES / "traversal.png")
