@@ -131,6 +131,21 @@ def test_each_player_steps_only_its_own_parameters():
     assert any("parametrizations" in name for name, _ in model.named_parameters())
 
 
+def test_g_normalises_its_batches_and_d_leaks():
+    model = create_model("infogan", observation_shape=(1, 64, 64))
+    relus = [m for m in model.generator.modules() if isinstance(m, torch.nn.ReLU)]
+    norms = [
+        m
+        for m in model.generator.modules()
+        if isinstance(m, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d)
+    ]
+    assert len(norms) == len(relus) == 5
+    assert not any(isinstance(m, torch.nn.ReLU) for m in model.body.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.body.modules())
+    images = model.sample(4)
+    assert images.shape == (4, 1, 64, 64) and images.min() >= 0 and images.max() <= 1
+
+
 def test_representation_has_a_dimension_per_code():
     model = _toy(continuous=3, categorical=(4, 2))
     codes = model.representation(torch.randn(7, 6))

@@ -34,6 +34,8 @@ class InfoGAN(nn.Module):
     categorical code's most likely value (0, 1, ...) as one extra dimension. G learns at
     `train.lr`; D and Q at `discriminator_lr` (Adam betas 0.5, 0.999 for both). Discriminator
     losses: `standard` (non-saturating), `hinge`, or `wgan-gp` (gradient penalty `gp_weight`).
+    G is the `arch` decoder with batch norm before each ReLU, D's body the `arch` encoder with
+    leaky ReLUs (without batch norm in G, G collapses to blank dSprites images).
     """
 
     def __init__(
@@ -43,7 +45,7 @@ class InfoGAN(nn.Module):
         continuous: int = 5,
         categorical: tuple[int, ...] = (),
         code_prior: Literal["uniform", "gaussian"] = "uniform",
-        lambda_cont: float = 0.1,
+        lambda_cont: float = 1.0,
         lambda_cat: float = 1.0,
         discriminator_loss: Literal["standard", "hinge", "wgan-gp"] = "standard",
         gp_weight: float = 10.0,
@@ -74,9 +76,12 @@ class InfoGAN(nn.Module):
         self.discriminator_lr = discriminator_lr
         self.latent_dim = continuous + len(self.categorical)  # the representation's size
         input_dim = noise_dim + sum(self.categorical) + continuous
-        _, self.generator = build_backbone(arch, self.observation_shape, input_dim, hidden)
-        body, _ = build_backbone(arch, self.observation_shape, FEATURES // 2, hidden)
-        self.body = nn.Sequential(body, nn.LeakyReLU(0.2))  # (B, FEATURES)
+        _, decoder = build_backbone(arch, self.observation_shape, input_dim, hidden)
+        encoder, _ = build_backbone(arch, self.observation_shape, FEATURES // 2, hidden)
+        # DCGAN's practice: batch norm before G's ReLUs, leaky ReLUs in D (no norm, so that
+        # the gradient penalty stays per sample)
+        self.generator = _with_batch_norm(decoder)
+        self.body = nn.Sequential(_with_leaky_relu(encoder), nn.LeakyReLU(0.2))  # (B, FEATURES)
         self.d_head = nn.Linear(FEATURES, 1)
         self.q_head = nn.Sequential(
             nn.Linear(FEATURES, 128),
@@ -252,3 +257,34 @@ class InfoGAN(nn.Module):
             images = self.generate(noise.expand(k, -1), values, cont.expand(k, -1))
             rows.append((f"c{self.continuous + j} cat", images))
         return rows
+
+
+def _with_batch_norm(net: nn.Module) -> nn.Module:
+    """A copy of `net` with batch norm inserted before every ReLU, sized to the layer before."""
+    for name, child in net.named_children():
+        if not isinstance(child, nn.Sequential):
+            _with_batch_norm(child)
+            continue
+        layers: list[nn.Module] = []
+        for layer in child:
+            if isinstance(layer, nn.ReLU):
+                previous = layers[-1]
+                if isinstance(previous, nn.Unflatten):  # dense -> (C, H, W): norm the dense
+                    layers.insert(-1, nn.BatchNorm1d(layers[-2].out_features))
+                elif isinstance(previous, nn.Linear):
+                    layers.append(nn.BatchNorm1d(previous.out_features))
+                else:
+                    layers.append(nn.BatchNorm2d(previous.out_channels))
+            layers.append(layer)
+        setattr(net, name, nn.Sequential(*layers))
+    return net
+
+
+def _with_leaky_relu(net: nn.Module, slope: float = 0.2) -> nn.Module:
+    """`net` with each ReLU replaced by a leaky ReLU: D's gradients must reach G everywhere."""
+    for name, child in net.named_children():
+        if isinstance(child, nn.ReLU):
+            setattr(net, name, nn.LeakyReLU(slope))
+        else:
+            _with_leaky_relu(child, slope)
+    return net
