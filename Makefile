@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 
-.PHONY: install demo test lint clean
+.PHONY: install browser demo test lint clean
 
 install: $(VENV)/.installed
 
@@ -18,7 +18,13 @@ demo: install
 	$(BIN)/untwine train --model betavae --beta 4 --dataset dsprites --steps 2000 --out runs/demo
 	$(BIN)/untwine evaluate runs/demo --samples 1000
 
-test: install
+# The report test opens report.html in Debian's chromium; skipped where it cannot be installed.
+browser:
+	@command -v chromium >/dev/null || (command -v apt-get >/dev/null && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+		>/dev/null) || echo "chromium not installed: the browser test will be skipped"
+
+test: install browser
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q -m "not slow"
 

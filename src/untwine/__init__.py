@@ -4,6 +4,7 @@ from untwine.config import RunConfig, resolve_config
 from untwine.data import Dataset, GroundTruthDataset, load_dataset
 from untwine.errors import UntwineError
 from untwine.models import create_model
+from untwine.report import report
 from untwine.runs import load_run, read_config
 from untwine.train import train
 from untwine.viz import traverse
@@ -19,6 +20,7 @@ __all__ = [
     "load_dataset",
     "load_run",
     "read_config",
+    "report",
     "resolve_config",
     "train",
     "traverse",

@@ -316,6 +316,17 @@ def sample(run: str, count: int, seed: int, out: str | None) -> None:
 
 
 @cli.command()
+@click.argument("run", type=click.Path())
+@click.option("--seed", type=int, default=0, show_default=True, help="Inputs and samples shown.")
+def report(run: str, seed: int) -> None:
+    """Write every figure into RUN/figures and one self-contained RUN/report.html."""
+    from untwine.report import report as write_report
+
+    runs.read_config(run)
+    click.echo(write_report(run, seed=seed))
+
+
+@cli.command()
 def models() -> None:
     """List the models and their options with defaults."""
     for name in MODELS:

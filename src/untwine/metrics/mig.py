@@ -24,10 +24,22 @@ def mig(codes: np.ndarray, factors: np.ndarray, *, num_bins: int = 20) -> float:
     codes, factors = check_pair(codes, factors)
     if codes.shape[1] < 2:
         raise UntwineError("mig needs at least two code dimensions")
-    mi = discrete_mutual_info(histogram_discretize(codes, num_bins), factors)  # (d, k)
-    entropy = discrete_entropy(factors)  # (k,)
-    varying = entropy > 0
+    varying = discrete_entropy(factors) > 0
     if not varying.any():
         raise UntwineError("every factor is constant; mig needs a factor that varies")
-    top_two = np.sort(mi, axis=0)[::-1][:2]  # (2, k)
-    return float(np.mean((top_two[0] - top_two[1])[varying] / entropy[varying]))
+    top_two = np.sort(normalized_mutual_info(codes, factors, num_bins=num_bins), axis=0)[::-1][:2]
+    return float(np.mean((top_two[0] - top_two[1])[varying]))
+
+
+def normalized_mutual_info(
+    codes: np.ndarray, factors: np.ndarray, *, num_bins: int = 20
+) -> np.ndarray:
+    """I(code_i; factor_j) / H(factor_j) for every code and factor, (d, k), as MIG reads them.
+
+    Codes are histogram-discretised into `num_bins` bins; a constant factor's column is 0.
+    1 means the code determines the factor; 0, that it says nothing about it.
+    """
+    codes, factors = check_pair(codes, factors)
+    mi = discrete_mutual_info(histogram_discretize(codes, num_bins), factors)  # (d, k)
+    entropy = discrete_entropy(factors)  # (k,)
+    return np.divide(mi, entropy, out=np.zeros_like(mi), where=entropy > 0)

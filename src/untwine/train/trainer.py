@@ -230,6 +230,7 @@ def _stop_if_not_finite(
         return
     bad = [k for k, v in terms.items() if not bool(torch.isfinite(v.detach()).all())]
     saved = runs.trained_steps(run_dir)
+    runs.append_log(run_dir, {"step": step, "diverged": bad})  # the report warns of it
     raise TrainingDiverged(
         f"training stopped at step {step}: {', '.join(bad)} not finite; the last checkpoint "
         f"(step {saved}) is kept in {run_dir}. Try a lower train.lr or train.grad_clip=1.0"

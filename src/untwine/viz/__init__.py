@@ -1,16 +1,35 @@
-"""Figures: traversals and dataset samples (more figures and the HTML report build on these)."""
+"""Figures: each a function returning an image; `untwine.report` writes them into a run."""
 
+from untwine.viz.charts import kl_bars, training_curves
 from untwine.viz.grid import compose, save_png
-from untwine.viz.samples import dataset_head, dataset_samples, model_samples
-from untwine.viz.traversal import kl_per_dim, traversal_grid, traverse
+from untwine.viz.knobs import Knob, factor_latent_matrix, knob_matrix_figure, knob_names
+from untwine.viz.samples import dataset_head, dataset_samples, model_samples, reconstructions
+from untwine.viz.traversal import (
+    code_traversal_grid,
+    kl_per_dim,
+    row_traversal_figure,
+    traversal_gifs,
+    traversal_grid,
+    traverse,
+)
 
 __all__ = [
+    "Knob",
+    "code_traversal_grid",
     "compose",
     "dataset_head",
     "dataset_samples",
+    "factor_latent_matrix",
+    "kl_bars",
     "kl_per_dim",
+    "knob_matrix_figure",
+    "knob_names",
     "model_samples",
+    "reconstructions",
+    "row_traversal_figure",
     "save_png",
+    "training_curves",
+    "traversal_gifs",
     "traversal_grid",
     "traverse",
 ]

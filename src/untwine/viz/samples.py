@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from untwine.data import Dataset
-from untwine.models import Model
+from untwine.data import Dataset, to_tensor
+from untwine.models import Model, VAEBase
 from untwine.viz.grid import compose
 
 
@@ -18,6 +18,18 @@ def model_samples(model: Model, n: int = 64, *, columns: int = 8, seed: int = 0)
     device = next(model.parameters()).device
     images = model.sample(n, torch.Generator(device=device).manual_seed(seed))
     return _grid(images.clamp(0, 1).mul(255).round().byte().cpu().numpy(), columns)
+
+
+@torch.no_grad()
+def reconstructions(model: VAEBase, dataset: Dataset, n: int = 8, *, seed: int = 0) -> Image.Image:
+    """n observations (top row) above their reconstructions from the posterior mean."""
+    model.eval()
+    device = next(model.parameters()).device
+    indices = np.random.default_rng(seed).integers(0, len(dataset), n)
+    x = to_tensor(dataset.observations(indices), device)
+    rebuilt = model.mean_image(model.representation(x))
+    cells = torch.stack([x, rebuilt]).clamp(0, 1).mul(255).round().byte().cpu().numpy()
+    return compose(cells, ["input", "rebuilt"])
 
 
 def dataset_samples(

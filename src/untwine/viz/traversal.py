@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
 from untwine import runs
-from untwine.data import Dataset, load_dataset, to_tensor
+from untwine.data import Dataset, GroundTruthDataset, load_dataset, to_tensor
 from untwine.losses import kl_normal
 from untwine.models import Model, VAEBase
+from untwine.viz.charts import COLLAPSED_KL, render
 from untwine.viz.grid import compose, save_png
+from untwine.viz.knobs import Knob, factor_latent_matrix, knob_names
 
 
 @torch.no_grad()
@@ -52,20 +54,37 @@ def traversal_cells(
     the input's posterior mean. Rows are latents sorted by average KL, most informative first.
     """
     model.eval()
-    device = next(model.parameters()).device
     kl = kl_per_dim(model, dataset, seed=seed)
     order = np.argsort(-kl, kind="stable")
-    index = np.random.default_rng(seed).integers(len(dataset), size=1)
-    x = to_tensor(dataset.observations(index), device)
-    base = model.representation(x)[0]  # (D,)
-    values = torch.linspace(-limit, limit, n_values, device=device)
+    x = _inputs(model, dataset, seed, 1)
+    sweeps = _sweeps(model, x, order, n_values, limit)[:, 0]  # (D, V, C, H, W)
+    cells = torch.cat([x[None].expand(len(order), -1, -1, -1, -1), sweeps], dim=1)
+    return _bytes(cells), order, kl
+
+
+def _inputs(model: VAEBase, dataset: Dataset, seed: int, n: int) -> torch.Tensor:
+    """n real inputs drawn with `seed` (the first is always the same for a seed), (n, C, H, W)."""
+    device = next(model.parameters()).device
+    index = np.random.default_rng(seed).integers(len(dataset), size=n)
+    return to_tensor(dataset.observations(index), device)
+
+
+def _sweeps(
+    model: VAEBase, x: torch.Tensor, order: np.ndarray, n_values: int, limit: float
+) -> torch.Tensor:
+    """Decoded sweeps of each latent in `order` from each input: (D, inputs, V, C, H, W)."""
+    base = model.representation(x)  # (S, D)
+    values = torch.linspace(-limit, limit, n_values, device=x.device)
     rows = []
     for dim in order:
-        z = base.repeat(n_values, 1)  # (V, D)
-        z[:, dim] = values
-        rows.append(torch.cat([x, model.mean_image(z)]))  # (1 + V, C, H, W)
-    cells = torch.stack(rows).clamp(0, 1).mul(255).round().byte().cpu().numpy()
-    return cells, order, kl
+        z = base[:, None, :].repeat(1, n_values, 1)  # (S, V, D)
+        z[:, :, dim] = values
+        rows.append(model.mean_image(z.flatten(0, 1)).unflatten(0, (len(x), n_values)))
+    return torch.stack(rows)
+
+
+def _bytes(images: torch.Tensor) -> np.ndarray:
+    return images.clamp(0, 1).mul(255).round().byte().cpu().numpy()
 
 
 def traversal_grid(
@@ -75,10 +94,85 @@ def traversal_grid(
     seed: int = 0,
     n_values: int = 11,
     limit: float = 2.5,
+    knobs: list[Knob] | None = None,
 ) -> Image.Image:
-    """The traversal figure: `traversal_cells` laid out, each row labelled with latent and KL."""
+    """The traversal figure: `traversal_cells` laid out, each row labelled with latent and KL.
+
+    Collapsed latents (KL < 0.1) are dimmed. Given `knobs` (latent -> factor names), each label
+    names the factor, and on a ground-truth dataset the row continues, after a gap, with that
+    factor swept through its values from the same input: what the latent should look like.
+    """
     cells, order, kl = traversal_cells(model, dataset, seed=seed, n_values=n_values, limit=limit)
-    return compose(cells, [f"z{d}  KL {kl[d]:.2f}" for d in order])
+    labels = [f"z{d}  KL {kl[d]:.2f}" for d in order]
+    if knobs:
+        labels = [
+            f"{label}\n{knobs[d].factor or '-'} {knobs[d].score:.2f}"
+            for label, d in zip(labels, order, strict=True)
+        ]
+        if isinstance(dataset, GroundTruthDataset):
+            truth = _factor_sweeps(dataset, seed, [knobs[d].factor for d in order], n_values)
+            blank = np.zeros_like(cells[:, :1])
+            cells = np.concatenate([cells, blank, truth], axis=1)
+    return compose(cells, labels, muted=[bool(kl[d] < COLLAPSED_KL) for d in order])
+
+
+def _factor_sweeps(
+    dataset: GroundTruthDataset, seed: int, factors: list[str | None], n_values: int
+) -> np.ndarray:
+    """Per row, the traversal input with the named factor stepped through its range (blank if
+    None): uint8 (rows, n_values, C, H, W), repeating values when a factor has fewer."""
+    index = np.random.default_rng(seed).integers(len(dataset), size=1)
+    base = dataset.index_to_factors(index)[0]
+    rows = []
+    for name in factors:
+        if name is None:
+            rows.append(np.zeros((n_values, *dataset.observation_shape), np.uint8))
+            continue
+        k = dataset.factor_names.index(name)
+        sweep = np.repeat(base[None], n_values, axis=0)
+        sweep[:, k] = np.round(np.linspace(0, dataset.factor_sizes[k] - 1, n_values)).astype(int)
+        rows.append(dataset.observations_from_factors(sweep).transpose(0, 3, 1, 2))
+    return np.stack(rows)
+
+
+def traversal_gifs(
+    model: VAEBase,
+    dataset: Dataset,
+    *,
+    seeds: int = 3,
+    seed: int = 0,
+    n_values: int = 11,
+    limit: float = 2.5,
+    frame_ms: int = 120,
+) -> dict[str, bytes]:
+    """Animated traversals: `traversal.gif` (latents in rows, `seeds` inputs in columns) and
+    one `traversal-z{d}.gif` per latent (its inputs side by side); the sweep runs there and
+    back. Latents are ordered by KL, as in the PNG."""
+    model.eval()
+    kl = kl_per_dim(model, dataset, seed=seed)
+    order = np.argsort(-kl, kind="stable")
+    sweeps = _bytes(_sweeps(model, _inputs(model, dataset, seed, seeds), order, n_values, limit))
+    frames = [*range(n_values), *range(n_values - 2, 0, -1)]  # there and back
+    labels = [f"z{d}  KL {kl[d]:.2f}" for d in order]
+    muted = [bool(kl[d] < COLLAPSED_KL) for d in order]
+    gifs = {
+        "traversal.gif": _gif(
+            [compose(sweeps[:, :, v], labels, muted=muted) for v in frames], frame_ms
+        )
+    }
+    for row, dim in enumerate(order):
+        pictures = [compose(sweeps[row : row + 1, :, v], labels[row : row + 1]) for v in frames]
+        gifs[f"traversal-z{dim}.gif"] = _gif(pictures, frame_ms)
+    return gifs
+
+
+def _gif(frames: list[Image.Image], frame_ms: int) -> bytes:
+    """An endlessly looping GIF of the frames."""
+    buffer = io.BytesIO()
+    frames[0].save(
+        buffer, format="GIF", save_all=True, append_images=frames[1:], duration=frame_ms, loop=0
+    )
+    return buffer.getvalue()
 
 
 @torch.no_grad()
@@ -108,9 +202,7 @@ def row_traversal_figure(
         axes.set_xlabel(f"z{dim}", fontsize=8)
         axes.tick_params(labelsize=7)
     figure.axes[0].legend(fontsize=7, loc="best")
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    return Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3])
+    return render(figure)
 
 
 @torch.no_grad()
@@ -143,16 +235,26 @@ def code_traversal_grid(
 def traverse(run_dir: str | Path, *, seed: int = 0, device: str = "cpu") -> Path:
     """Redraw `RUN/figures/traversal.png` from the run's weights and dataset; returns its path.
 
-    A VAE gets the grid of decoded images from one input (table rows: a panel of feature
-    curves per latent); InfoGAN gets its codes swept under several noise samples.
+    A VAE on images gets the grid from one input, each latent named by the factor it captures
+    (with that factor's own sweep beside it) when the data has factors, and the animated
+    `traversal.gif` and `traversal-z{d}.gif`; on a table, a panel of feature curves per latent.
+    InfoGAN gets its codes swept under several noise samples.
     """
     model = runs.load_run(run_dir, device=device)
     config = runs.read_config(run_dir)
     dataset = load_dataset(config.data.name, **config.data.options)
+    figures = Path(run_dir) / runs.FIGURES
+    figures.mkdir(parents=True, exist_ok=True)
     if hasattr(model, "traverse_codes"):  # a generator with codes: no input image needed
         image = code_traversal_grid(model, seed=seed)
     elif len(dataset.observation_shape) == 1:
         image = row_traversal_figure(model, dataset, seed=seed)
     else:
-        image = traversal_grid(model, dataset, seed=seed)
-    return save_png(image, Path(run_dir) / runs.FIGURES / "traversal.png")
+        knobs = None
+        if dataset.factor_names:
+            matrix = factor_latent_matrix(model, dataset, n=3000, seed=seed)
+            knobs = knob_names(matrix, dataset.factor_names)
+        image = traversal_grid(model, dataset, seed=seed, knobs=knobs)
+        for name, data in traversal_gifs(model, dataset, seed=seed).items():
+            runs.atomic_write(figures / name, data)
+    return save_png(image, figures / "traversal.png")

@@ -1,0 +1,287 @@
+"""The run report: every figure written into RUN/figures, and RUN/report.html that shows them.
+
+The HTML page is one self-contained file (images embedded as data URIs, no scripts, no
+network), so it opens offline and can be mailed or archived as it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from untwine import runs
+from untwine.data import load_dataset
+from untwine.models import VAEBase
+from untwine.viz.charts import COLLAPSED_KL, kl_bars, training_curves
+from untwine.viz.grid import save_png
+from untwine.viz.knobs import factor_latent_matrix, knob_matrix_figure, knob_names
+from untwine.viz.samples import model_samples, reconstructions
+from untwine.viz.traversal import kl_per_dim, traverse
+
+REPORT = "report.html"
+KL_SPIKE = 5.0  # a logged KL this many times the median of those before it is a spike
+
+METRIC_MEANINGS = {
+    "mig": "Mutual Information Gap: per factor, how much more the best latent knows about it "
+    "than the second best, over the factor's entropy (1: each factor in one latent).",
+    "dci.disentanglement": "DCI disentanglement: how much each latent's importance for the "
+    "boosted trees concentrates on a single factor.",
+    "dci.completeness": "DCI completeness: how much each factor is captured by a single latent.",
+    "dci.informativeness_test": "DCI informativeness: accuracy of boosted trees predicting "
+    "the factors from all latents, on held-out points.",
+    "sap": "SAP: per factor, the gap in accuracy between the two best single-latent linear "
+    "classifiers.",
+    "modularity": "Modularity: whether each latent depends on at most one factor "
+    "(1: fully modular).",
+    "explicitness": "Explicitness: how well a linear classifier reads each factor from the "
+    "latents (mean ROC AUC, held out).",
+    "irs": "IRS: how little a factor's latents move when only the other factors change.",
+    "mcc": "MCC: mean absolute correlation between factors and their best-matched latents.",
+    "beta_vae": "BetaVAE score: accuracy of a linear classifier naming which factor was held "
+    "fixed, from mean latent differences.",
+    "factor_vae": "FactorVAE score: accuracy of a majority vote naming the fixed factor from "
+    "the latent that varies least.",
+    "unsupervised.gaussian_total_correlation": "Total correlation of a Gaussian fitted to "
+    "the latents (0: independent latents).",
+    "unsupervised.mutual_info_score": "Mean mutual information between pairs of latents "
+    "(0: independent latents).",
+    "active_units": "Latents whose mean varies across inputs (variance > 0.01).",
+    "kl": "KL(q(z|x) || p(z)) per input, summed over latents, in nats.",
+    "reconstruction": "Negative log-likelihood of an input given its latents, in nats.",
+    "elbo": "Evidence lower bound per input: -(reconstruction + KL), in nats.",
+    "code_mse": "InfoGAN: squared error of Q's reading of the continuous codes on fresh samples.",
+    "code_accuracy": "InfoGAN: accuracy of Q's reading of the categorical codes on fresh samples.",
+}
+
+
+def write_figures(run_dir: str | Path, *, seed: int = 0, device: str = "cpu") -> dict[str, Path]:
+    """Every figure the run supports, written into RUN/figures; returns name -> path.
+
+    traversal (PNG, GIFs), samples, training curves; for a VAE also reconstructions and KL per
+    latent; with ground-truth factors, the factor x latent matrix (and knobs.json naming each
+    latent's factor, for the explorer and the report).
+    """
+    run_dir = Path(run_dir)
+    figures = run_dir / runs.FIGURES
+    model = runs.load_run(run_dir, device=device)
+    config = runs.read_config(run_dir)
+    dataset = load_dataset(config.data.name, **config.data.options)
+    images = len(dataset.observation_shape) == 3
+    written = {"traversal": traverse(run_dir, seed=seed, device=device)}
+    if images:
+        written["samples"] = save_png(model_samples(model, 32, seed=seed), figures / "samples.png")
+    if isinstance(model, VAEBase):
+        kl = kl_per_dim(model, dataset, seed=seed)
+        written["kl"] = save_png(kl_bars(kl), figures / "kl.png")
+        if images:
+            written["reconstructions"] = save_png(
+                reconstructions(model, dataset, 8, seed=seed), figures / "reconstructions.png"
+            )
+    if dataset.factor_names:
+        matrix = factor_latent_matrix(model, dataset, n=3000, seed=seed)
+        order = np.argsort(-kl, kind="stable") if isinstance(model, VAEBase) else None
+        written["knobs"] = save_png(
+            knob_matrix_figure(matrix, dataset.factor_names, order), figures / "knobs.png"
+        )
+        knobs = [vars(k) for k in knob_names(matrix, dataset.factor_names)]
+        runs.atomic_write(figures / "knobs.json", (json.dumps(knobs, indent=2) + "\n").encode())
+        written["knobs.json"] = figures / "knobs.json"
+    records = runs.read_log(run_dir)
+    if records:
+        written["curves"] = save_png(training_curves(records), figures / "curves.png")
+    return written
+
+
+def health_warnings(run_dir: str | Path) -> list[str]:
+    """Model-health warnings read off the log and the scores: NaN stops, KL spikes, collapse."""
+    run_dir = Path(run_dir)
+    records = runs.read_log(run_dir)
+    config = runs.read_config(run_dir)
+    warnings = [
+        f"training stopped at step {r['step']}: {', '.join(r['diverged'])} became NaN or "
+        "infinite (the weights are from the last checkpoint before it)"
+        for r in records
+        if "diverged" in r
+    ]
+    steps = runs.trained_steps(run_dir)
+    if steps < config.train.steps and not warnings:
+        warnings.append(f"training is unfinished: step {steps} of {config.train.steps}")
+    kls = [(r["step"], r["kl"]) for r in records if isinstance(r.get("kl"), float)]
+    for i in range(3, len(kls)):  # three records make a baseline
+        before = float(np.median([kl for _, kl in kls[:i]]))
+        if before > 0 and kls[i][1] > KL_SPIKE * before:
+            warnings.append(
+                f"KL spike at step {kls[i][0]}: {kls[i][1]:.3g} nats, {kls[i][1] / before:.1f}x "
+                "the median before it"
+            )
+            break
+    last_kl = next((r["kl_per_dim"] for r in reversed(records) if "kl_per_dim" in r), None)
+    if last_kl is not None:
+        collapsed = [f"z{d}" for d, kl in enumerate(last_kl) if kl < COLLAPSED_KL]
+        if len(collapsed) == len(last_kl):
+            warnings.append(
+                "every latent has collapsed to the prior (KL < 0.1): posterior collapse"
+            )
+        elif collapsed:
+            warnings.append(
+                f"{len(collapsed)} of {len(last_kl)} latents collapsed to the prior "
+                f"(KL < {COLLAPSED_KL}): {', '.join(collapsed)}"
+            )
+    return warnings
+
+
+def report(run_dir: str | Path, *, seed: int = 0, device: str = "cpu") -> Path:
+    """Write the figures and RUN/report.html; returns the report's path."""
+    run_dir = Path(run_dir)
+    figures = write_figures(run_dir, seed=seed, device=device)
+    config = runs.read_config(run_dir)
+    metrics_file = run_dir / runs.METRICS
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
+    dataset = load_dataset(config.data.name, **config.data.options)
+    knobs = json.loads(figures["knobs.json"].read_text()) if "knobs.json" in figures else None
+    sections = [
+        _section("Health", _warnings_html(health_warnings(run_dir))),
+        _section("Metrics", _metrics_html(metrics, run_dir)),
+        _section("Latent traversals", _traversal_html(figures, knobs)),
+        _section("What each latent captures", _knobs_html(figures, knobs)),
+        _section(
+            "Reconstructions and samples", _images_html(figures, "reconstructions", "samples")
+        ),
+        _section("KL per latent", _images_html(figures, "kl")),
+        _section("Training curves", _images_html(figures, "curves")),
+        _section("Data", _data_html(config, dataset)),
+        _section("Config", f"<pre>{html.escape(Path(run_dir / runs.CONFIG).read_text())}</pre>"),
+    ]
+    title = f"untwine report: {run_dir.name}"
+    summary = (
+        f"{html.escape(config.model.name)} on {html.escape(config.data.name)}, "
+        f"step {runs.trained_steps(run_dir)} of {config.train.steps}, seed {config.train.seed}"
+    )
+    page = PAGE.format(
+        title=html.escape(title), summary=summary, body="\n".join(s for s in sections if s)
+    )
+    path = run_dir / REPORT
+    runs.atomic_write(path, page.encode())
+    return path
+
+
+def _section(title: str, body: str) -> str:
+    slug = title.lower().replace(" ", "-")
+    return f'<section id="{slug}"><h2>{html.escape(title)}</h2>\n{body}\n</section>' if body else ""
+
+
+def _embed(path: Path, alt: str) -> str:
+    """An <img> whose source is the file itself, base64 in a data URI."""
+    kind = "gif" if path.suffix == ".gif" else "png"
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img src="data:image/{kind};base64,{data}" alt="{html.escape(alt)}">'
+
+
+def _images_html(figures: dict[str, Path], *names: str) -> str:
+    return "\n".join(f"<figure>{_embed(figures[n], n)}</figure>" for n in names if n in figures)
+
+
+def _warnings_html(warnings: list[str]) -> str:
+    if not warnings:
+        return '<p class="ok">No warnings: training finished, no NaN, no KL spike, no collapse.</p>'
+    items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+    return f'<ul class="warnings">{items}</ul>'
+
+
+def _metrics_html(metrics: dict[str, Any] | None, run_dir: Path) -> str:
+    if metrics is None:
+        return (
+            f"<p>No metrics yet: run <code>untwine evaluate {html.escape(str(run_dir))}</code>, "
+            "then this report again.</p>"
+        )
+    rows = []
+    for key, meaning in METRIC_MEANINGS.items():
+        if key in metrics:
+            value = metrics[key]
+            shown = f"{value:.4f}" if isinstance(value, float) else html.escape(str(value))
+            rows.append(f"<tr><td><code>{key}</code></td><td>{shown}</td><td>{meaning}</td></tr>")
+    budget = (
+        f"step {metrics.get('step')}, {metrics.get('samples')} points, seed {metrics.get('seed')}"
+    )
+    return (
+        f"<p>Measured at {html.escape(budget)} (metrics.json holds every key).</p>"
+        f"<table><tr><th>metric</th><th>value</th><th>what it measures</th></tr>"
+        f"{''.join(rows)}</table>"
+    )
+
+
+def _traversal_html(figures: dict[str, Path], knobs: list[dict] | None) -> str:
+    note = (
+        "<p>Each row moves one latent from its value for the input (first column) across the "
+        "prior's range; rows are sorted by KL, collapsed latents dimmed."
+        + (
+            " Each row is labelled with the factor the latent captures best; the images after "
+            "the gap move that factor itself, from the same input."
+            if knobs
+            else ""
+        )
+        + "</p>"
+    )
+    gif = figures["traversal"].parent / "traversal.gif"
+    animated = f"<figure>{_embed(gif, 'animated traversal')}</figure>" if gif.exists() else ""
+    return note + _images_html(figures, "traversal") + animated
+
+
+def _knobs_html(figures: dict[str, Path], knobs: list[dict] | None) -> str:
+    if not knobs:
+        return ""
+    items = "".join(
+        f"<li>latent {k['latent']} = {html.escape(k['factor'] or '-')}, {k['score']:.2f}</li>"
+        for k in sorted(knobs, key=lambda k: -k["score"])
+    )
+    return (
+        "<p>Normalised mutual information between each latent and each factor "
+        "(I(z; factor) / H(factor), as MIG reads it): 1 means the latent determines the "
+        "factor.</p>" + _images_html(figures, "knobs") + f'<ul class="knobs">{items}</ul>'
+    )
+
+
+def _data_html(config, dataset) -> str:
+    factors = ", ".join(
+        f"{n} ({s})" for n, s in zip(dataset.factor_names, dataset.factor_sizes, strict=True)
+    )
+    lines = [
+        f"<p><code>{html.escape(config.data.name)}</code>: {len(dataset):,} observations of "
+        f"shape {'x'.join(map(str, dataset.observation_shape))}; factors: "
+        f"{html.escape(factors) or 'none'}.</p>"
+    ]
+    lines += [f"<p>{html.escape(note)}</p>" for note in dataset.notes]
+    return "\n".join(lines)
+
+
+PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px;
+        padding: 0 1em; color: #222; }}
+h1 {{ margin-bottom: 0.2em; }}
+h2 {{ border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.6em; }}
+img {{ max-width: 100%; height: auto; }}
+figure {{ margin: 0.8em 0; }}
+table {{ border-collapse: collapse; }}
+td, th {{ border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }}
+pre {{ background: #f6f6f6; padding: 0.8em; overflow-x: auto; }}
+.warnings li {{ color: #a33; }}
+.ok {{ color: #363; }}
+</style>
+</head>
+<body>
+<h1>{title}</h1>
+<p>{summary}</p>
+{body}
+</body>
+</html>
+"""

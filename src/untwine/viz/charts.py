@@ -1,0 +1,93 @@
+"""Charts drawn with matplotlib: per-dimension KL, and training curves from log.jsonl."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image
+
+from untwine.metrics import ALL_METRICS
+
+COLLAPSED_KL = 0.1  # nats per observation: below this a latent is treated as collapsed
+
+
+def render(figure: Figure) -> Image.Image:
+    """A matplotlib figure as an RGB image (no window, no global pyplot state)."""
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy())
+
+
+def kl_bars(kl: np.ndarray) -> Image.Image:
+    """Average KL per latent, as bars, largest first; collapsed latents in grey."""
+    order = np.argsort(-kl, kind="stable")
+    figure = Figure(figsize=(1.5 + 0.35 * len(kl), 2.6), dpi=100, layout="constrained")
+    axes = figure.add_subplot(1, 1, 1)
+    colours = ["#4c72b0" if kl[d] >= COLLAPSED_KL else "#b0b0b0" for d in order]
+    axes.bar(range(len(kl)), kl[order], color=colours)
+    axes.set_xticks(range(len(kl)), [f"z{d}" for d in order], fontsize=8)
+    axes.axhline(COLLAPSED_KL, color="#c44e52", linewidth=0.8, linestyle="--")
+    axes.set_ylabel("KL (nats)", fontsize=8)
+    collapsed = int((kl < COLLAPSED_KL).sum())
+    axes.set_title(
+        f"KL per latent: {len(kl) - collapsed} active, {collapsed} collapsed (< {COLLAPSED_KL})",
+        fontsize=9,
+    )
+    axes.tick_params(labelsize=7)
+    return render(figure)
+
+
+LOSS_TERMS_SKIPPED = ("kl_per_dim", "images_per_s", "active_units", "step")
+TRACKED = (*ALL_METRICS, "dci.disentanglement", "dci.completeness")  # metric curves drawn
+
+
+def training_curves(records: list[dict[str, Any]]) -> Image.Image:
+    """Loss terms, KL per latent and any tracked metrics against the step, from log records."""
+    losses = [r for r in records if "eval" not in r]
+    evals = [r for r in records if "eval" in r]
+    terms = [
+        key
+        for key, value in (losses[-1] if losses else {}).items()
+        if key not in LOSS_TERMS_SKIPPED and isinstance(value, float)
+    ]
+    has_kl = bool(losses) and "kl_per_dim" in losses[-1]
+    panels = len(terms) + has_kl + bool(evals)
+    columns = min(panels, 3) or 1
+    rows = -(-panels // columns) or 1
+    figure = Figure(figsize=(3.6 * columns, 2.4 * rows), dpi=100, layout="constrained")
+    steps = [r["step"] for r in losses]
+    panel = 0
+    for term in terms:
+        panel += 1
+        axes = figure.add_subplot(rows, columns, panel)
+        axes.plot(steps, [r.get(term, np.nan) for r in losses], linewidth=1)
+        axes.set_title(term, fontsize=9)
+    if has_kl:
+        panel += 1
+        axes = figure.add_subplot(rows, columns, panel)
+        kl = np.array([r["kl_per_dim"] for r in losses])  # (records, D)
+        for d in range(kl.shape[1]):
+            axes.plot(steps, kl[:, d], linewidth=1, label=f"z{d}")
+        axes.set_title("KL per latent", fontsize=9)
+        axes.legend(fontsize=6, ncol=2)
+    if evals:
+        panel += 1
+        axes = figure.add_subplot(rows, columns, panel)
+        names = [k for k in evals[-1]["eval"] if k in TRACKED]
+        for name in names:
+            axes.plot(
+                [r["step"] for r in evals],
+                [r["eval"].get(name) for r in evals],
+                marker="o",
+                markersize=3,
+                label=name,
+            )
+        axes.set_title("metrics during training", fontsize=9)
+        axes.legend(fontsize=6)
+    for axes in figure.axes:
+        axes.tick_params(labelsize=7)
+        axes.set_xlabel("step", fontsize=7)
+    return render(figure)
