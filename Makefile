@@ -17,6 +17,7 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(BIN)/untwine train --model betavae --beta 4 --dataset dsprites --steps 2000 --out runs/demo
 	$(BIN)/untwine evaluate runs/demo --samples 1000
+	$(BIN)/untwine report runs/demo
 
 # The report test opens report.html in Debian's chromium; skipped where it cannot be installed.
 browser:
