@@ -119,8 +119,11 @@ def traversal_grid(
 def _factor_sweeps(
     dataset: GroundTruthDataset, seed: int, factors: list[str | None], n_values: int
 ) -> np.ndarray:
-    """Per row, the traversal input with the named factor stepped through its range (blank if
-    None): uint8 (rows, n_values, C, H, W), repeating values when a factor has fewer."""
+    """Per row, the traversal input with the named factor stepped through its range.
+
+    uint8 (rows, n_values, C, H, W); a row is blank where the name is None, and a factor with
+    fewer than `n_values` values repeats some.
+    """
     index = np.random.default_rng(seed).integers(len(dataset), size=1)
     base = dataset.index_to_factors(index)[0]
     rows = []
@@ -145,9 +148,11 @@ def traversal_gifs(
     limit: float = 2.5,
     frame_ms: int = 120,
 ) -> dict[str, bytes]:
-    """Animated traversals: `traversal.gif` (latents in rows, `seeds` inputs in columns) and
-    one `traversal-z{d}.gif` per latent (its inputs side by side); the sweep runs there and
-    back. Latents are ordered by KL, as in the PNG."""
+    """Animated traversals as GIF bytes, by file name; each sweep runs there and back.
+
+    `traversal.gif` has the latents in rows (by KL, as the PNG) and `seeds` inputs in columns;
+    `traversal-z{d}.gif` shows one latent's inputs side by side.
+    """
     model.eval()
     kl = kl_per_dim(model, dataset, seed=seed)
     order = np.argsort(-kl, kind="stable")
