@@ -39,8 +39,8 @@ def run(name: str, steps: int, batch_size: int, lr: float, samples: int) -> dict
     return {
         "model": name,
         "images_per_s": round(steps * batch_size / seconds, 1),
-        "recon": round(last["recon"], 2),
-        "kl": round(last["kl"], 3),
+        "recon": round(last["recon"], 2) if "recon" in last else None,  # a GAN has none
+        "kl": round(last["kl"], 3) if "kl" in last else None,
         "mig": round(scores["mig"], 4),
         "active_units": scores["active_units"],
     }
