@@ -10,9 +10,10 @@ from safetensors.torch import load_file, save_file
 from untwine.data import load_dataset, to_tensor
 from untwine.errors import UntwineError
 from untwine.losses import elbo_decomposition, kl_normal, reconstruction
-from untwine.models import MODELS, Posterior, create_model
+from untwine.models import MODELS, Posterior, VAEBase, create_model
 
 SHAPE = (1, 64, 64)
+VAES = [name for name in MODELS.names() if issubclass(MODELS.get(name), VAEBase)]
 
 
 def make(name, **options):
@@ -28,8 +29,8 @@ def batch():
     return to_tensor(dataset.observations(torch.arange(0, 737_280, 737_280 // 8)[:8].numpy()))
 
 
-@pytest.mark.parametrize("name", MODELS.names())
-def test_every_model_trains_a_step_with_gradient_to_every_parameter(name, batch):
+@pytest.mark.parametrize("name", VAES)
+def test_every_vae_trains_a_step_with_gradient_to_every_parameter(name, batch):
     torch.manual_seed(0)
     model = make(name, latent_dim=4)
     terms = model.loss(batch, step=0)
@@ -43,7 +44,7 @@ def test_every_model_trains_a_step_with_gradient_to_every_parameter(name, batch)
 
 @pytest.mark.parametrize("name", MODELS.names())
 def test_every_model_reloads_from_config_and_safetensors(name, batch, tmp_path):
-    model = make(name, latent_dim=3)
+    model = make(name, **({"continuous": 3} if name == "infogan" else {"latent_dim": 3}))
     save_file(model.state_dict(), tmp_path / "w.safetensors")
     again = create_model(**model.config)
     again.load_state_dict(load_file(tmp_path / "w.safetensors"))

@@ -43,4 +43,5 @@ def test_rows_follow_kl_and_each_row_moves_only_its_latent():
 
 def test_grid_image_has_a_row_per_latent_and_a_column_per_value_plus_the_input():
     image = traversal_grid(_model_with_known_kl(), load_dataset("dsprites"), n_values=5)
-    assert image.size == (LABEL_WIDTH + 6 * (64 + GAP) + GAP, 3 * (64 + GAP) + GAP)
+    label_width = max(LABEL_WIDTH, 8 + 6 * len("z2  KL 4.50"))  # 6 px a letter, at least 72
+    assert image.size == (label_width + 6 * (64 + GAP) + GAP, 3 * (64 + GAP) + GAP)
