@@ -109,15 +109,16 @@ def test_every_figure_lands_in_the_run(tiny_run):
 def test_health_warnings_name_nan_stops_kl_spikes_and_collapse(tmp_path):
     run = tmp_path / "run"
     untwine.train(tiny_config(), run, progress=False)
-    records = runs.read_log(run)
-    spiked = [dict(r) for r in records]
-    spiked[-1]["kl"] = 1000.0 * max(r["kl"] for r in records[:-1])
-    spiked[-1]["kl_per_dim"] = [0.0, 0.0, 5.0, 0.0]
-    lines = [json.dumps(r) for r in spiked] + [json.dumps({"step": 21, "diverged": ["kl"]})]
+    rising = [{"step": 5 * i, "kl": 0.1 * 2**i, "kl_per_dim": [1.0] * 4} for i in range(1, 9)]
+    (run / runs.LOG).write_text("".join(json.dumps(r) + "\n" for r in rising))
+    assert health_warnings(run) == []  # a KL that grows as training starts is no spike
+    spiked = [{"step": 5 * i, "kl": 3.0, "kl_per_dim": [0.0, 0.0, 3.0, 0.0]} for i in range(8)]
+    spiked[5]["kl"] = 40.0
+    lines = [json.dumps(r) for r in spiked] + [json.dumps({"step": 41, "diverged": ["kl"]})]
     (run / runs.LOG).write_text("\n".join(lines) + "\n")
     warnings = health_warnings(run)
-    assert any(w.startswith("training stopped at step 21: kl") for w in warnings)
-    assert any(w.startswith(f"KL spike at step {spiked[-1]['step']}") for w in warnings)
+    assert any(w.startswith("training stopped at step 41: kl") for w in warnings)
+    assert any(w.startswith("KL spike at step 25: 40 nats") for w in warnings)
     assert any("3 of 4 latents collapsed" in w and "z0, z1, z3" in w for w in warnings)
 
 

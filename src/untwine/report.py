@@ -24,7 +24,7 @@ from untwine.viz.samples import model_samples, reconstructions
 from untwine.viz.traversal import kl_per_dim, traverse
 
 REPORT = "report.html"
-KL_SPIKE = 5.0  # a logged KL this many times the median of those before it is a spike
+KL_SPIKE = 5.0  # a logged KL this many times the medians of its neighbours is a spike
 
 METRIC_MEANINGS = {
     "mig": "Mutual Information Gap: per factor, how much more the best latent knows about it "
@@ -112,12 +112,13 @@ def health_warnings(run_dir: str | Path) -> list[str]:
     if steps < config.train.steps and not warnings:
         warnings.append(f"training is unfinished: step {steps} of {config.train.steps}")
     kls = [(r["step"], r["kl"]) for r in records if isinstance(r.get("kl"), float)]
-    for i in range(3, len(kls)):  # three records make a baseline
-        before = float(np.median([kl for _, kl in kls[:i]]))
-        if before > 0 and kls[i][1] > KL_SPIKE * before:
+    for i in range(3, len(kls) - 1):  # a spike stands above the records on both sides of it
+        before = float(np.median([kl for _, kl in kls[max(i - 5, 0) : i]]))
+        after = float(np.median([kl for _, kl in kls[i + 1 : i + 6]]))
+        if kls[i][1] > KL_SPIKE * max(before, after, 1e-12):
             warnings.append(
                 f"KL spike at step {kls[i][0]}: {kls[i][1]:.3g} nats, {kls[i][1] / before:.1f}x "
-                "the median before it"
+                "the records before it, and it fell back after"
             )
             break
     last_kl = next((r["kl_per_dim"] for r in reversed(records) if "kl_per_dim" in r), None)
