@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 
 from untwine import runs
-from untwine.data import load_dataset
-from untwine.models import VAEBase
+from untwine.data import Dataset, load_dataset
+from untwine.models import Model, VAEBase
 from untwine.viz.charts import COLLAPSED_KL, kl_bars, training_curves
 from untwine.viz.grid import save_png
 from untwine.viz.knobs import factor_latent_matrix, knob_matrix_figure, knob_names
 from untwine.viz.samples import model_samples, reconstructions
-from untwine.viz.traversal import kl_per_dim, traverse
+from untwine.viz.traversal import kl_per_dim, write_traversals
 
 REPORT = "report.html"
 KL_SPIKE = 5.0  # a logged KL this many times the medians of its neighbours is a spike
@@ -66,30 +66,45 @@ def write_figures(run_dir: str | Path, *, seed: int = 0, device: str = "cpu") ->
     latent; with ground-truth factors, the factor x latent matrix (and knobs.json naming each
     latent's factor, for the explorer and the report).
     """
-    run_dir = Path(run_dir)
-    figures = run_dir / runs.FIGURES
-    model = runs.load_run(run_dir, device=device)
+    model, dataset = _model_and_data(Path(run_dir), device)
+    return _write_figures(Path(run_dir), model, dataset, seed)
+
+
+def _model_and_data(run_dir: Path, device: str) -> tuple[Model, Dataset]:
     config = runs.read_config(run_dir)
-    dataset = load_dataset(config.data.name, **config.data.options)
+    return runs.load_run(run_dir, device=device), load_dataset(
+        config.data.name, **config.data.options
+    )
+
+
+def _write_figures(run_dir: Path, model: Model, dataset: Dataset, seed: int) -> dict[str, Path]:
+    figures = run_dir / runs.FIGURES
     images = len(dataset.observation_shape) == 3
-    written = {"traversal": traverse(run_dir, seed=seed, device=device)}
+    written: dict[str, Path] = {}
+    knobs = None
+    if dataset.factor_names:  # one estimate names the knobs for every figure
+        matrix = factor_latent_matrix(model, dataset, n=3000, seed=seed)
+        knobs = knob_names(matrix, dataset.factor_names)
+    vae = isinstance(model, VAEBase)
+    written["traversal"] = write_traversals(
+        model, dataset, figures, seed=seed, knobs=knobs if vae else None
+    )
     if images:
         written["samples"] = save_png(model_samples(model, 32, seed=seed), figures / "samples.png")
-    if isinstance(model, VAEBase):
+    if vae:
         kl = kl_per_dim(model, dataset, seed=seed)
         written["kl"] = save_png(kl_bars(kl), figures / "kl.png")
         if images:
             written["reconstructions"] = save_png(
                 reconstructions(model, dataset, 8, seed=seed), figures / "reconstructions.png"
             )
-    if dataset.factor_names:
-        matrix = factor_latent_matrix(model, dataset, n=3000, seed=seed)
-        order = np.argsort(-kl, kind="stable") if isinstance(model, VAEBase) else None
+    if knobs is not None:
+        order = np.argsort(-kl, kind="stable") if vae else None
         written["knobs"] = save_png(
             knob_matrix_figure(matrix, dataset.factor_names, order), figures / "knobs.png"
         )
-        knobs = [vars(k) for k in knob_names(matrix, dataset.factor_names)]
-        runs.atomic_write(figures / "knobs.json", (json.dumps(knobs, indent=2) + "\n").encode())
+        text = json.dumps([vars(k) for k in knobs], indent=2) + "\n"
+        runs.atomic_write(figures / "knobs.json", text.encode())
         written["knobs.json"] = figures / "knobs.json"
     records = runs.read_log(run_dir)
     if records:
@@ -139,11 +154,11 @@ def health_warnings(run_dir: str | Path) -> list[str]:
 def report(run_dir: str | Path, *, seed: int = 0, device: str = "cpu") -> Path:
     """Write the figures and RUN/report.html; returns the report's path."""
     run_dir = Path(run_dir)
-    figures = write_figures(run_dir, seed=seed, device=device)
+    model, dataset = _model_and_data(run_dir, device)
+    figures = _write_figures(run_dir, model, dataset, seed)
     config = runs.read_config(run_dir)
     metrics_file = run_dir / runs.METRICS
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
-    dataset = load_dataset(config.data.name, **config.data.options)
     knobs = json.loads(figures["knobs.json"].read_text()) if "knobs.json" in figures else None
     sections = [
         _section("Health", _warnings_html(health_warnings(run_dir))),

@@ -248,17 +248,28 @@ def traverse(run_dir: str | Path, *, seed: int = 0, device: str = "cpu") -> Path
     model = runs.load_run(run_dir, device=device)
     config = runs.read_config(run_dir)
     dataset = load_dataset(config.data.name, **config.data.options)
-    figures = Path(run_dir) / runs.FIGURES
+    knobs = None
+    if dataset.factor_names and isinstance(model, VAEBase) and len(dataset.observation_shape) == 3:
+        matrix = factor_latent_matrix(model, dataset, n=3000, seed=seed)
+        knobs = knob_names(matrix, dataset.factor_names)
+    return write_traversals(model, dataset, Path(run_dir) / runs.FIGURES, seed=seed, knobs=knobs)
+
+
+def write_traversals(
+    model: Model,
+    dataset: Dataset,
+    figures: Path,
+    *,
+    seed: int = 0,
+    knobs: list[Knob] | None = None,
+) -> Path:
+    """Write the traversal PNG (and a VAE's GIFs) into `figures`; returns the PNG's path."""
     figures.mkdir(parents=True, exist_ok=True)
     if hasattr(model, "traverse_codes"):  # a generator with codes: no input image needed
         image = code_traversal_grid(model, seed=seed)
     elif len(dataset.observation_shape) == 1:
         image = row_traversal_figure(model, dataset, seed=seed)
     else:
-        knobs = None
-        if dataset.factor_names:
-            matrix = factor_latent_matrix(model, dataset, n=3000, seed=seed)
-            knobs = knob_names(matrix, dataset.factor_names)
         image = traversal_grid(model, dataset, seed=seed, knobs=knobs)
         for name, data in traversal_gifs(model, dataset, seed=seed).items():
             runs.atomic_write(figures / name, data)
