@@ -290,3 +290,13 @@ def test_cli_scores_unlabelled_data_without_supervised_metrics(tmp_path):
         "error: metric 'mig' needs ground-truth factors, and this dataset has none; "
         "without factors: unsupervised (give factors to score the rest)"
     )
+
+
+def test_transparent_pixels_are_laid_on_white(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    pixels = np.zeros((8, 8, 4), np.uint8)
+    pixels[:4, :, :] = (255, 0, 0, 255)  # opaque red top half, transparent bottom half
+    Image.fromarray(pixels, "RGBA").save(tmp_path / "imgs" / "a.png")
+    image = load_dataset("folder", path=str(tmp_path / "imgs"), size=8).observations([0])[0]
+    np.testing.assert_array_equal(image[0, 0], [255, 0, 0])
+    np.testing.assert_array_equal(image[7, 0], [255, 255, 255])

@@ -1,7 +1,7 @@
 """dSprites variants: a random colour, a noisy background, and two correlated factors.
 
 Colour and noise are nuisances, not factors, as in the reference study's colour and noisy
-dSprites. `images(indices)` stays a pure function of the index (the nuisance is drawn from a
+dSprites. `observations(indices)` stays a pure function of the index (the nuisance is drawn from a
 hash of it, so training is reproducible and resumable); `observations_from_factors(..., rng)`
 draws it afresh from `rng`, as the reference does when scoring.
 """

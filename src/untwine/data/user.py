@@ -283,10 +283,7 @@ def _square(image: Image.Image, size: int) -> Image.Image:
 
 def _to_mode(image: Image.Image, mode: str) -> Image.Image:
     """Convert to L or RGB; transparency is laid on white, as a viewer shows it."""
-    if (image.mode in ("RGBA", "LA", "P") and "transparency" in image.info) or image.mode in (
-        "RGBA",
-        "LA",
-    ):
+    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
         image = image.convert("RGBA")
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, image)
