@@ -239,3 +239,10 @@ def test_sample_draws_a_vae_prior_and_writes_a_table_in_its_units(tmp_path):
     lines = (tmp_path / "runs/betavae-table-t-s0/samples.csv").read_text().splitlines()
     assert lines[0] == "a,b" and len(lines) == 6
     assert 900 < np.mean([float(line.split(",")[0]) for line in lines[1:]]) < 1100
+
+
+def test_infogan_trains_g_at_its_own_default_rate_unless_told_otherwise():
+    assert resolve_config({"model": {"name": "infogan"}}).train.lr == 2e-4
+    told = resolve_config({"model": {"name": "infogan"}, "train": {"lr": 1e-3}})
+    assert told.train.lr == 1e-3
+    assert resolve_config({"model": {"name": "betavae"}}).train.lr == 1e-4

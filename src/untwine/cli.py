@@ -337,6 +337,8 @@ def models() -> None:
                 "(from the dataset)" if param.default is inspect.Parameter.empty else param.default
             )
             click.echo(f"    {key} = {default}")
+        for key, value in getattr(model, "train_defaults", {}).items():
+            click.echo(f"    train.{key} = {value} (this model's default)")
 
 
 @cli.group(invoke_without_command=True)

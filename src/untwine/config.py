@@ -91,11 +91,10 @@ def resolve_config(raw: dict[str, Any]) -> RunConfig:
     accepted = MODELS.options(name) if isinstance(name, str) else {}
     suggested = DATASETS.get(data.name).suggested_model_options(data.options)
     model = {**{k: v for k, v in suggested.items() if k in accepted}, **model}
-    return RunConfig(
-        data=data,
-        model=_component(MODELS, model, default="betavae"),
-        train=_train(sections["train"]),
-    )
+    model_config = _component(MODELS, model, default="betavae")
+    # a model may train best with its own defaults (e.g. InfoGAN's G learning rate)
+    train = {**getattr(MODELS.get(model_config.name), "train_defaults", {}), **sections["train"]}
+    return RunConfig(data=data, model=model_config, train=_train(train))
 
 
 def _split_path(section: dict[str, Any]) -> dict[str, Any]:
