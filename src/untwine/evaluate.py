@@ -54,14 +54,7 @@ def model_health(
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     if not isinstance(model, VAEBase):
-        codes = torch.cat(
-            [
-                model.representation(
-                    to_tensor(dataset.observations(indices[i : i + batch_size]), device)
-                )
-                for i in range(0, len(indices), batch_size)
-            ]
-        )
+        codes = representation_function(model, batch_size=batch_size)(dataset.observations(indices))
         return {
             "active_units": _active_units(codes),
             **model.code_recovery(len(indices), generator),
@@ -79,7 +72,7 @@ def model_health(
     kl_per_dim = (kl_sum / len(indices)).cpu().tolist()
     recon = recon_sum / len(indices)
     return {
-        "active_units": _active_units(torch.cat(means)),
+        "active_units": _active_units(torch.cat(means).double().cpu().numpy()),
         "kl_per_dim": [round(v, 6) for v in kl_per_dim],
         "kl": float(sum(kl_per_dim)),
         "reconstruction": float(recon),
@@ -87,9 +80,9 @@ def model_health(
     }
 
 
-def _active_units(codes: torch.Tensor) -> int:
+def _active_units(codes: np.ndarray) -> int:
     """Units whose mean code varies across observations: Var > 0.01 (Burda et al.)."""
-    return int((codes.double().var(0, correction=0) > ACTIVE_UNIT_THRESHOLD).sum())
+    return int((codes.var(axis=0) > ACTIVE_UNIT_THRESHOLD).sum())
 
 
 FACTOR_FREE_METRICS = ("unsupervised",)
