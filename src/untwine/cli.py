@@ -291,10 +291,8 @@ def sample(run: str, count: int, seed: int, out: str | None) -> None:
 
     Images go to a PNG grid; a table's rows go to a CSV in the table's units.
     """
-    import torch
-
     from untwine.data import load_dataset
-    from untwine.viz import model_samples, save_png
+    from untwine.viz import model_sample_rows, model_samples, save_png
 
     model = runs.load_run(run)
     config = runs.read_config(run)
@@ -304,10 +302,7 @@ def sample(run: str, count: int, seed: int, out: str | None) -> None:
         )
     else:
         dataset = load_dataset(config.data.name, **config.data.options)
-        rows = model.sample(count, torch.Generator().manual_seed(seed)).numpy()
-        if hasattr(dataset, "feature_mean"):  # back from standardised units
-            rows = rows * dataset.feature_std + dataset.feature_mean
-        names = dataset.feature_names or [f"x{i}" for i in range(rows.shape[1])]
+        names, rows = model_sample_rows(model, dataset, count, seed=seed)
         text = ",".join(names) + "\n" + "\n".join(",".join(f"{v:.6g}" for v in r) for r in rows)
         path = Path(out or Path(run) / "samples.csv")
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,13 @@
 from untwine.viz.charts import kl_bars, training_curves
 from untwine.viz.grid import compose, save_png
 from untwine.viz.knobs import Knob, factor_latent_matrix, knob_matrix_figure, knob_names
-from untwine.viz.samples import dataset_head, dataset_samples, model_samples, reconstructions
+from untwine.viz.samples import (
+    dataset_head,
+    dataset_samples,
+    model_sample_rows,
+    model_samples,
+    reconstructions,
+)
 from untwine.viz.traversal import (
     code_traversal_grid,
     kl_per_dim,
@@ -24,6 +30,7 @@ __all__ = [
     "kl_per_dim",
     "knob_matrix_figure",
     "knob_names",
+    "model_sample_rows",
     "model_samples",
     "reconstructions",
     "row_traversal_figure",

@@ -32,6 +32,20 @@ def reconstructions(model: VAEBase, dataset: Dataset, n: int = 8, *, seed: int =
     return compose(cells, ["input", "rebuilt"])
 
 
+@torch.no_grad()
+def model_sample_rows(
+    model: Model, dataset: Dataset, n: int = 64, *, seed: int = 0
+) -> tuple[tuple[str, ...], np.ndarray]:
+    """Column names and n rows the model generates, back in the table's units (seeded)."""
+    model.eval()
+    device = next(model.parameters()).device
+    rows = model.sample(n, torch.Generator(device=device).manual_seed(seed)).cpu().numpy()
+    if hasattr(dataset, "feature_mean"):  # undo the table's standardisation
+        rows = rows * dataset.feature_std + dataset.feature_mean
+    names = dataset.feature_names or tuple(f"x{i}" for i in range(rows.shape[1]))
+    return tuple(names), rows
+
+
 def dataset_samples(
     dataset: Dataset, n: int = 32, *, columns: int = 8, seed: int = 0
 ) -> Image.Image:
