@@ -125,9 +125,7 @@ class UserDataset(Dataset):
         items = np.empty(len(factors), np.int64)
         for j in np.unique(fixed):
             rows = np.flatnonzero(fixed == j)
-            order = np.argsort(labels[:, j], kind="stable")
-            counts = np.bincount(labels[:, j], minlength=self.factor_sizes[j])
-            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            order, starts, counts = self._by_value(j)
             values = factors[rows, j]
             offset = (rng.random(len(rows)) * counts[values]).astype(np.int64)
             items[rows] = order[starts[values] + offset]
@@ -140,6 +138,20 @@ class UserDataset(Dataset):
                 "--factors) to use the supervised metrics"
             )
         return self._factors
+
+    def _by_value(self, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Observations sorted by factor j, where each value's run starts, and its length.
+
+        Cached: the metrics ask for it once per chunk of points.
+        """
+        if not hasattr(self, "_grouped"):
+            self._grouped = {}
+        if j not in self._grouped:
+            column = self._labels()[:, j]
+            counts = np.bincount(column, minlength=self.factor_sizes[j])
+            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            self._grouped[j] = (np.argsort(column, kind="stable"), starts, counts)
+        return self._grouped[j]
 
     def _keys(self, factors: np.ndarray) -> np.ndarray:
         return np.ravel_multi_index(tuple(np.asarray(factors).T), self.factor_sizes)
