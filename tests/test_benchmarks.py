@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import numpy as np
+import pytest
+
+from untwine import runs
 
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "quality.py"
 
@@ -27,10 +34,55 @@ def test_quality_writes_rows_and_a_table_and_a_rerun_keeps_them(tmp_path):
         ("infogan", 0, 4, 32),
     ]
     assert all(0 <= r["mig"] <= 1 and r["images_per_s"] > 0 for r in rows)
+    factors = ["shape", "scale", "orientation", "position_x", "position_y"]
+    assert all(list(r["mig_per_factor"]) == factors for r in rows)
+    assert rows[0]["mig"] == pytest.approx(
+        np.mean(list(rows[0]["mig_per_factor"].values())), abs=0.1
+    )
     table = (tmp_path / "results.md").read_text().splitlines()
-    assert table[0].startswith("| model | seeds | images | images/s | mig |")
-    assert table[2].startswith("| vae | 1 | 32 |") and table[3].endswith("| - | - | - |")
+    assert table[0].startswith("| model | seeds | images | batch | images/s | mig |")
+    assert table[2].startswith("| vae | 1 | 32 | 8 |") and table[3].endswith("| - | - | - |")
+    assert table[7] == "| model | shape | scale | orientation | position_x | position_y |"
     again = _quality(tmp_path)
     assert again.returncode == 0 and json.loads(again.stdout)["rows"] == rows
     refused = _quality(tmp_path, "--set", "train.lr=1e-3")
     assert refused.returncode != 0 and "another budget or setting" in refused.stderr
+
+
+def test_quality_trains_runs_in_parallel_and_keeps_the_table_in_order(tmp_path):
+    done = _quality(tmp_path, "--jobs", "2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert [(r["model"], r["seed"]) for r in rows] == [("vae", 0), ("infogan", 0)]
+    assert all(r["threads"] == max((os.cpu_count() or 1) // 2, 1) for r in rows)
+    assert (
+        _quality(tmp_path, "--jobs", "0")
+        .stderr.strip()
+        .endswith("--jobs must be at least 1, got 0")
+    )
+
+
+def _alive(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "\nState:\tZ" not in status.read_text()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
+def test_killing_parallel_quality_stops_its_workers_and_keeps_their_steps(tmp_path):
+    args = ["--models", "vae", "--seeds", "0,1", "--images", "80000", "--batch-size", "8"]
+    args += ["--samples", "100", "--metrics", "mig", "--jobs", "2", "--out", str(tmp_path)]
+    parent = subprocess.Popen([sys.executable, str(SCRIPT), *args])
+    logs = [tmp_path / "runs" / f"vae-s{seed}" / "log.jsonl" for seed in (0, 1)]
+    deadline = time.monotonic() + 300
+    while not all(log.exists() and log.stat().st_size for log in logs):
+        assert time.monotonic() < deadline and parent.poll() is None
+        time.sleep(0.5)
+    children = Path(f"/proc/{parent.pid}/task/{parent.pid}/children").read_text().split()
+    parent.terminate()
+    parent.wait()
+    deadline = time.monotonic() + 60
+    while any(_alive(int(pid)) for pid in children):
+        assert time.monotonic() < deadline, "a worker outlived the benchmark"
+        time.sleep(0.5)
+    for log in logs:
+        assert runs.trained_steps(log.parent) >= 500  # saved at its step, past the first log
