@@ -75,3 +75,21 @@ def test_unreadable_or_invalid_yaml_is_a_user_error(tmp_path):
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(UntwineError, match="must hold a mapping"):
         read_yaml(tmp_path / "list.yaml")
+
+
+def test_betatcvae_brings_its_measured_defaults_and_the_user_still_wins():
+    chosen = resolve_config({"model": {"name": "betatcvae"}})
+    assert (chosen.model.options["arch"], chosen.train.batch_size, chosen.train.lr) == (
+        "mlp",
+        256,
+        1e-3,
+    )
+    told = resolve_config(
+        {"model": {"name": "betatcvae", "arch": "conv64"}, "train": {"batch_size": 64}}
+    )
+    assert (told.model.options["arch"], told.train.batch_size, told.train.lr) == (
+        "conv64",
+        64,
+        1e-3,
+    )
+    assert resolve_config({"model": {"name": "betavae"}}).model.options["arch"] == "conv64"
