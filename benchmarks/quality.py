@@ -25,12 +25,12 @@ import numpy as np
 import torch
 
 import untwine
-from untwine import runs
+from untwine import metrics, runs
 from untwine.config import apply_overrides, resolve_config
 from untwine.data import Dataset
-from untwine.evaluate import evaluate
+from untwine.evaluate import evaluate, representation_function
+from untwine.metrics._sampling import sample_codes
 from untwine.models import MODELS, Model
-from untwine.viz.knobs import factor_latent_matrix
 
 METRICS = "mig,dci,factor_vae,beta_vae"
 COLUMNS = ("mig", "dci.disentanglement", "factor_vae", "beta_vae", "reconstruction")
@@ -70,10 +70,11 @@ def train_and_score(name: str, seed: int, args: argparse.Namespace) -> dict:
 
 def mig_per_factor(model: Model, dataset: Dataset, samples: int) -> dict[str, float]:
     """Each varying factor's MIG term: which factors a model captures, not just how many."""
-    top = np.sort(factor_latent_matrix(model, dataset, n=samples), axis=0)[::-1]
-    gaps = top[0] - top[1] if len(top) > 1 else top[0]
-    named = zip(dataset.factor_names, dataset.factor_sizes, gaps, strict=True)
-    return {name: round(float(gap), 4) for name, size, gap in named if size > 1}
+    encode = representation_function(model)
+    codes, factors = sample_codes(dataset, encode, samples, np.random.default_rng(0))
+    gaps = metrics.mig_per_factor(codes, factors)
+    named = zip(dataset.factor_names, gaps, strict=True)
+    return {name: round(float(gap), 4) for name, gap in named if not np.isnan(gap)}
 
 
 def markdown(rows: list[dict]) -> str:

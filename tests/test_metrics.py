@@ -103,6 +103,16 @@ def test_two_factors_in_one_code_lower_mig_and_dci_disentanglement():
     assert b["dci.disentanglement"] < a["dci.disentanglement"] - 0.1
 
 
+def test_mig_per_factor_names_the_factor_a_code_lost_and_averages_to_mig():
+    factors = np.column_stack([_factors(), np.zeros(N, int)])  # the last factor is constant
+    codes = _identity(factors[:, :-1])
+    codes[:, 1] = np.random.default_rng(5).normal(size=N)  # the second factor's code is noise
+    gaps = metrics.mig_per_factor(codes, factors)
+    assert gaps[1] < 0.05 and np.isnan(gaps[-1])
+    assert np.delete(gaps, [1, len(gaps) - 1]).min() > 0.5
+    assert np.nanmean(gaps) == pytest.approx(metrics.mig(codes, factors))
+
+
 def test_constant_codes_are_handled_not_turned_into_nan():
     factors = _factors()
     codes = np.column_stack([_identity(factors), np.zeros(N)])

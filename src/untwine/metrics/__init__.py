@@ -17,7 +17,7 @@ from untwine.metrics.dci import dci
 from untwine.metrics.factor_vae import factor_vae_score
 from untwine.metrics.irs import irs
 from untwine.metrics.mcc import mcc
-from untwine.metrics.mig import mig, normalized_mutual_info
+from untwine.metrics.mig import mig, mig_per_factor, normalized_mutual_info
 from untwine.metrics.modularity import explicitness, modularity
 from untwine.metrics.sap import sap
 from untwine.metrics.unsupervised import unsupervised
@@ -100,6 +100,7 @@ __all__ = [
     "irs",
     "mcc",
     "mig",
+    "mig_per_factor",
     "modularity",
     "normalized_mutual_info",
     "parse_metrics",
