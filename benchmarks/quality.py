@@ -41,7 +41,7 @@ def train_and_score(name: str, seed: int, args: argparse.Namespace) -> dict:
     overrides = [f"model.name={name}", f"train.seed={seed}", f"train.device={args.device}"]
     if args.batch_size:
         overrides.append(f"train.batch_size={args.batch_size}")
-    overrides += args.set
+    overrides += overrides_for(name, args.set)
     batch_size = resolve_config(apply_overrides({}, overrides)).train.batch_size
     steps = max(args.images // batch_size, 1)
     every = [f"train.steps={steps}", f"train.log_every={max(steps // 20, 1)}"]
@@ -66,6 +66,17 @@ def train_and_score(name: str, seed: int, args: argparse.Namespace) -> dict:
         **{k: scores[k] for k in COLUMNS if k in scores},
         "mig_per_factor": mig_per_factor(model, dataset, args.samples),
     }
+
+
+def overrides_for(name: str, sets: list[str]) -> list[str]:
+    """The `--set` overrides for model `name`: unscoped ones, and `name:KEY=VALUE` ones."""
+    chosen = []
+    for item in sets:
+        key, _, value = item.partition("=")
+        scope, colon, key = key.rpartition(":")
+        if not colon or scope == name:
+            chosen.append(f"{key}={value}")
+    return chosen
 
 
 def mig_per_factor(model: Model, dataset: Dataset, samples: int) -> dict[str, float]:
@@ -152,7 +163,12 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=10_000, help="evaluation points")
     parser.add_argument("--metrics", default=METRICS)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--set", action="append", default=[], help="a config override, KEY=VALUE")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        help="a config override, KEY=VALUE, or MODEL:KEY=VALUE for one model only",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at once")
     parser.add_argument("--out", default="benchmarks/results/quality")
     args = parser.parse_args()

@@ -49,11 +49,16 @@ def test_quality_writes_rows_and_a_table_and_a_rerun_keeps_them(tmp_path):
     assert refused.returncode != 0 and "another budget or setting" in refused.stderr
 
 
-def test_quality_trains_runs_in_parallel_and_keeps_the_table_in_order(tmp_path):
-    done = _quality(tmp_path, "--jobs", "2")
+def test_quality_trains_runs_in_parallel_and_scopes_overrides_to_a_model(tmp_path):
+    done = _quality(tmp_path, "--jobs", "2", "--set", "vae:model.latent_dim=3")
     assert done.returncode == 0, done.stderr[-2000:]
     rows = json.loads((tmp_path / "results.json").read_text())["rows"]
     assert [(r["model"], r["seed"]) for r in rows] == [("vae", 0), ("infogan", 0)]
+    latent_dims = {
+        name: runs.read_config(tmp_path / "runs" / f"{name}-s0").model.options.get("latent_dim")
+        for name in ("vae", "infogan")
+    }
+    assert latent_dims["vae"] == 3 and latent_dims["infogan"] != 3
     assert all(r["threads"] == max((os.cpu_count() or 1) // 2, 1) for r in rows)
     assert (
         _quality(tmp_path, "--jobs", "0")
