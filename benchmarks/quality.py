@@ -70,13 +70,14 @@ def train_and_score(name: str, seed: int, args: argparse.Namespace) -> dict:
 
 def overrides_for(name: str, sets: list[str]) -> list[str]:
     """The `--set` overrides for model `name`: unscoped ones, and `name:KEY=VALUE` ones."""
-    chosen = []
-    for item in sets:
-        key, _, value = item.partition("=")
-        scope, colon, key = key.rpartition(":")
-        if not colon or scope == name:
-            chosen.append(f"{key}={value}")
-    return chosen
+    return [override for scope, override in map(split_scope, sets) if scope in (None, name)]
+
+
+def split_scope(item: str) -> tuple[str | None, str]:
+    """`MODEL:KEY=VALUE` -> (MODEL, KEY=VALUE); `KEY=VALUE` -> (None, KEY=VALUE)."""
+    key, _, value = item.partition("=")
+    scope, colon, key = key.rpartition(":")
+    return (scope if colon else None), f"{key}={value}"
 
 
 def mig_per_factor(model: Model, dataset: Dataset, samples: int) -> dict[str, float]:
@@ -174,6 +175,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.jobs < 1:
         raise SystemExit(f"--jobs must be at least 1, got {args.jobs}")
+    models = args.models.split(",")
+    for item in args.set:
+        scope, _ = split_scope(item)
+        if scope is not None and scope not in models:
+            raise SystemExit(f"--set {item}: {scope!r} is not among --models ({args.models})")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.json"
@@ -184,7 +190,6 @@ def main() -> None:
         if any(earlier[key] != vars(args)[key] for key in same):
             raise SystemExit(f"{out} holds results of another budget or setting; use another --out")
         rows = earlier["rows"]
-    models = args.models.split(",")
     wanted = [(name, int(seed)) for name in models for seed in args.seeds.split(",")]
     pending = [key for key in wanted if not any((r["model"], r["seed"]) == key for r in rows)]
 

@@ -59,6 +59,10 @@ def test_quality_trains_runs_in_parallel_and_scopes_overrides_to_a_model(tmp_pat
         for name in ("vae", "infogan")
     }
     assert latent_dims["vae"] == 3 and latent_dims["infogan"] != 3
+    unknown = _quality(tmp_path, "--set", "annealvae:model.capacity_steps=9")
+    assert unknown.returncode != 0 and unknown.stderr.strip().endswith(
+        "--set annealvae:model.capacity_steps=9: 'annealvae' is not among --models (vae,infogan)"
+    )
     assert all(r["threads"] == max((os.cpu_count() or 1) // 2, 1) for r in rows)
     assert (
         _quality(tmp_path, "--jobs", "0")
