@@ -28,6 +28,7 @@ import untwine
 from untwine import metrics, runs
 from untwine.config import apply_overrides, resolve_config
 from untwine.data import Dataset
+from untwine.errors import UntwineError
 from untwine.evaluate import evaluate, representation_function
 from untwine.metrics._sampling import sample_codes
 from untwine.models import MODELS, Model
@@ -75,9 +76,9 @@ def overrides_for(name: str, sets: list[str]) -> list[str]:
 
 def split_scope(item: str) -> tuple[str | None, str]:
     """`MODEL:KEY=VALUE` -> (MODEL, KEY=VALUE); `KEY=VALUE` -> (None, KEY=VALUE)."""
-    key, _, value = item.partition("=")
+    key, sep, value = item.partition("=")
     scope, colon, key = key.rpartition(":")
-    return (scope if colon else None), f"{key}={value}"
+    return (scope if colon else None), key + sep + value  # a malformed item stays malformed
 
 
 def mig_per_factor(model: Model, dataset: Dataset, samples: int) -> dict[str, float]:
@@ -180,6 +181,13 @@ def main() -> None:
         scope, _ = split_scope(item)
         if scope is not None and scope not in models:
             raise SystemExit(f"--set {item}: {scope!r} is not among --models ({args.models})")
+    for name in models:  # a bad override stops the benchmark here, not a run mid-table
+        try:
+            resolve_config(
+                apply_overrides({}, [f"model.name={name}", *overrides_for(name, args.set)])
+            )
+        except UntwineError as error:
+            raise SystemExit(f"--set for {name}: {error}") from None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.json"

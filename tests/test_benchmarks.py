@@ -63,6 +63,11 @@ def test_quality_trains_runs_in_parallel_and_scopes_overrides_to_a_model(tmp_pat
     assert unknown.returncode != 0 and unknown.stderr.strip().endswith(
         "--set annealvae:model.capacity_steps=9: 'annealvae' is not among --models (vae,infogan)"
     )
+    malformed = _quality(tmp_path / "malformed", "--set", "vae:model.latent_dim")
+    assert malformed.returncode != 0 and malformed.stderr.strip().startswith(
+        "--set for vae: override 'model.latent_dim' must look like section.key=value"
+    )
+    assert not (tmp_path / "malformed" / "runs").exists()
     assert all(r["threads"] == max((os.cpu_count() or 1) // 2, 1) for r in rows)
     assert (
         _quality(tmp_path, "--jobs", "0")
