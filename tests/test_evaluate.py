@@ -71,6 +71,9 @@ def test_score_reads_codes_and_factors_from_any_model(tmp_path):
     )
     out = json.loads(run_cli("score", str(tmp_path / "split.npz"), "--metrics", "sap").stdout)
     assert set(out) == {"sap"}
+    np.savez(tmp_path / "named.npz", codes=codes, factors=factors, factor_names=["a", "b", "c"])
+    out = json.loads(run_cli("score", str(tmp_path / "named.npz"), "--metrics", "mig").stdout)
+    assert set(out) == {"mig", "mig.a", "mig.b", "mig.c"} and min(out.values()) > 0.85
 
 
 @pytest.mark.parametrize(
@@ -86,6 +89,16 @@ def test_score_reads_codes_and_factors_from_any_model(tmp_path):
             {"codes": np.zeros((5, 2)), "factors": np.zeros((5, 1), int)},
             ["--metrics", "beta_vae"],
             "unknown metric 'beta_vae'",
+        ),
+        (
+            {"codes": np.zeros((5, 2)), "factors": np.zeros((5, 2), int), "factor_names": [1, 2]},
+            [],
+            "factor_names must be a 1-d array of strings",
+        ),
+        (
+            {"codes": np.zeros((50, 2)), "factors": np.zeros((50, 2), int), "factor_names": ["a"]},
+            [],
+            "1 factor names for 2 factors",
         ),
     ],
 )

@@ -113,6 +113,21 @@ def test_mig_per_factor_names_the_factor_a_code_lost_and_averages_to_mig():
     assert np.nanmean(gaps) == pytest.approx(metrics.mig(codes, factors))
 
 
+def test_score_reports_each_factors_mig_term_under_its_name():
+    factors = np.column_stack([_factors(), np.zeros(N, int)])
+    codes = _identity(factors[:, :-1])
+    codes[:, 1] = np.random.default_rng(5).normal(size=N)
+    names = ["shape", "scale", "hue", "x", "colour"]
+    named = metrics.score(codes, factors, metrics="mig", factor_names=names)
+    assert set(named) == {"mig", "mig.shape", "mig.scale", "mig.hue", "mig.x"}  # colour: constant
+    assert named["mig.scale"] < 0.05 < named["mig.shape"]
+    assert named["mig"] == pytest.approx(np.mean([named[f"mig.{n}"] for n in names[:4]]))
+    unnamed = metrics.score(codes, factors, metrics="mig")
+    assert unnamed["mig.factor_1"] == named["mig.scale"] and "mig.factor_4" not in unnamed
+    with pytest.raises(UntwineError, match="2 factor names for 5 factors"):
+        metrics.score(codes, factors, metrics="mig", factor_names=["a", "b"])
+
+
 def test_constant_codes_are_handled_not_turned_into_nan():
     factors = _factors()
     codes = np.column_stack([_identity(factors), np.zeros(N)])

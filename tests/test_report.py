@@ -130,6 +130,7 @@ def test_the_report_holds_every_section_with_images_embedded(tiny_run):
     assert "http" not in page.replace("http-equiv", "")  # nothing to fetch: opens offline
     assert len(re.findall(r'src="data:image/(png|gif);base64,', page)) >= 7
     assert "<code>mig</code>" in page and "Mutual Information Gap" in page
+    assert "<code>mig.position_x</code>" in page and "MIG for position_x alone" in page
 
 
 def test_the_cli_writes_the_report(tiny_run):

@@ -229,7 +229,8 @@ def score(file: str, names: str, seed: int, dci_estimator: str) -> None:
     """Score any model's codes: FILE.npz holds `codes` (N x d) and `factors` (N x k indices).
 
     Optional `codes_test` and `factors_test` give the test split; otherwise the first
-    ceil(0.9 N) rows train and the rest test. Prints one JSON object.
+    ceil(0.9 N) rows train and the rest test. Optional `factor_names` (k strings) names MIG's
+    per-factor terms. Prints one JSON object.
     """
     from untwine.metrics import score as score_arrays
 
@@ -245,8 +246,19 @@ def score(file: str, names: str, seed: int, dci_estimator: str) -> None:
         metrics=parse_metrics(names, ARRAY_METRICS),
         seed=seed,
         dci_estimator=dci_estimator,
+        factor_names=_factor_names(arrays, file),
     )
     click.echo(json.dumps(results, indent=2))
+
+
+def _factor_names(arrays: dict[str, np.ndarray], file: str) -> list[str] | None:
+    """The optional `factor_names` array of a scores file, as strings."""
+    if "factor_names" not in arrays:
+        return None
+    names = arrays["factor_names"]
+    if names.ndim != 1 or names.dtype.kind != "U":
+        raise UntwineError(f"{file}: factor_names must be a 1-d array of strings, one per factor")
+    return names.tolist()
 
 
 def _format(value: float | int | list[float]) -> str:

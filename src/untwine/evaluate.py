@@ -162,6 +162,7 @@ def evaluate(
                     metrics=array_names,
                     seed=seed,
                     dci_estimator=dci_estimator,
+                    factor_names=dataset.factor_names,
                     on_metric=stage,
                 )
             )

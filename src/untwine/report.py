@@ -216,11 +216,14 @@ def _metrics_html(metrics: dict[str, Any] | None, run_dir: Path) -> str:
             "then this report again.</p>"
         )
     rows = []
-    for key, meaning in METRIC_MEANINGS.items():
+    for key, meaning in _meanings(metrics).items():
         if key in metrics:
             value = metrics[key]
             shown = f"{value:.4f}" if isinstance(value, float) else html.escape(str(value))
-            rows.append(f"<tr><td><code>{key}</code></td><td>{shown}</td><td>{meaning}</td></tr>")
+            rows.append(
+                f"<tr><td><code>{html.escape(key)}</code></td><td>{shown}</td>"
+                f"<td>{html.escape(meaning)}</td></tr>"
+            )
     budget = (
         f"step {metrics.get('step')}, {metrics.get('samples')} points, seed {metrics.get('seed')}"
     )
@@ -229,6 +232,21 @@ def _metrics_html(metrics: dict[str, Any] | None, run_dir: Path) -> str:
         f"<table><tr><th>metric</th><th>value</th><th>what it measures</th></tr>"
         f"{''.join(rows)}</table>"
     )
+
+
+def _meanings(metrics: dict[str, Any]) -> dict[str, str]:
+    """METRIC_MEANINGS, with a row for each factor's MIG term (`mig.shape`...) after MIG's."""
+    by_factor = {
+        key: f"MIG for {key.removeprefix('mig.')} alone (its share of the mean above)."
+        for key in metrics
+        if key.startswith("mig.")
+    }
+    meanings = {}
+    for key, meaning in METRIC_MEANINGS.items():
+        meanings[key] = meaning
+        if key == "mig":
+            meanings.update(by_factor)
+    return meanings
 
 
 def _traversal_html(figures: dict[str, Path], knobs: list[dict] | None) -> str:

@@ -6,7 +6,7 @@ the keys that `untwine evaluate` writes to metrics.json.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -30,10 +30,18 @@ def _prefixed(prefix: str, scores: dict[str, float], main: str | None = None) ->
     return {(prefix if key == main else f"{prefix}.{key}"): value for key, value in scores.items()}
 
 
-# name -> function of (split, options) -> flat scores; options: seed, dci_estimator.
-# Metrics with no test phase read the train rows only, as the reference does.
+def _mig_by_factor(split: Split, factor_names: Sequence[str]) -> dict[str, float]:
+    """MIG, and each varying factor's term of it as `mig.<factor>` (which knobs were found)."""
+    gaps = mig_per_factor(split[0], split[1])
+    named = zip(factor_names, gaps, strict=True)
+    by_factor = {f"mig.{name}": float(gap) for name, gap in named if not np.isnan(gap)}
+    return {"mig": float(np.nanmean(gaps)), **by_factor}
+
+
+# name -> function of (split, options) -> flat scores; options: seed, dci_estimator,
+# factor_names. Metrics with no test phase read the train rows only, as the reference does.
 ARRAY_METRICS: dict[str, Callable[[Split, dict], dict[str, float]]] = {
-    "mig": lambda s, o: {"mig": mig(s[0], s[1])},
+    "mig": lambda s, o: _mig_by_factor(s, o["factor_names"]),
     "dci": lambda s, o: _prefixed("dci", dci(*s, seed=o["seed"], estimator=o["dci_estimator"])),
     "sap": lambda s, o: {"sap": sap(*s)},
     "modularity": lambda s, o: {"modularity": modularity(s[0], s[1])},
@@ -71,15 +79,24 @@ def score(
     metrics: str | Iterable[str] = "all",
     seed: int = 0,
     dci_estimator: str = "fast",
+    factor_names: Sequence[str] | None = None,
     on_metric: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
     """Every requested array metric on one split, as a flat dict (`mig`, `dci.completeness`...).
 
     Without a test split, the first ceil(0.9 N) rows train and the rest test. `dci_estimator`
-    is passed to `dci`. `on_metric(name)` is called before each metric (for progress display).
+    is passed to `dci`. `factor_names` name MIG's per-factor terms (`mig.shape`...; default
+    `mig.factor_0`...). `on_metric(name)` is called before each metric (for progress display).
     """
     split = train_test(codes, factors, codes_test, factors_test)
-    options = {"seed": seed, "dci_estimator": dci_estimator}
+    num_factors = split[1].shape[1]
+    if factor_names is None:
+        factor_names = [f"factor_{j}" for j in range(num_factors)]
+    if len(factor_names) != num_factors:
+        raise UntwineError(
+            f"{len(factor_names)} factor names for {num_factors} factors; give one name per column"
+        )
+    options = {"seed": seed, "dci_estimator": dci_estimator, "factor_names": list(factor_names)}
     results: dict[str, float] = {}
     for name in parse_metrics(metrics, ARRAY_METRICS):
         if on_metric:
