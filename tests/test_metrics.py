@@ -126,6 +126,8 @@ def test_score_reports_each_factors_mig_term_under_its_name():
     assert unnamed["mig.factor_1"] == named["mig.scale"] and "mig.factor_4" not in unnamed
     with pytest.raises(UntwineError, match="2 factor names for 5 factors"):
         metrics.score(codes, factors, metrics="mig", factor_names=["a", "b"])
+    with pytest.raises(UntwineError, match="factor names repeat"):
+        metrics.score(codes, factors, metrics="mig", factor_names=["a", "b", "c", "a", "e"])
 
 
 def test_constant_codes_are_handled_not_turned_into_nan():

@@ -96,6 +96,8 @@ def score(
         raise UntwineError(
             f"{len(factor_names)} factor names for {num_factors} factors; give one name per column"
         )
+    if len(set(factor_names)) != num_factors:
+        raise UntwineError(f"factor names repeat ({', '.join(factor_names)}); give unique names")
     options = {"seed": seed, "dci_estimator": dci_estimator, "factor_names": list(factor_names)}
     results: dict[str, float] = {}
     for name in parse_metrics(metrics, ARRAY_METRICS):
