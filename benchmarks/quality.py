@@ -45,7 +45,7 @@ def train_and_score(name: str, seed: int, args: argparse.Namespace) -> dict:
     every = [f"train.steps={steps}", f"train.log_every={max(steps // 20, 1)}"]
     config = resolve_config(apply_overrides({}, overrides + every))
     run_dir = Path(args.out) / "runs" / f"{name}-s{seed}"
-    started = time.perf_counter()
+    threads, started = torch.get_num_threads(), time.perf_counter()
     untwine.train(config, run_dir, progress=False)
     train_s = time.perf_counter() - started
     speeds = [r["images_per_s"] for r in runs.read_log(run_dir) if "images_per_s" in r]
@@ -57,7 +57,7 @@ def train_and_score(name: str, seed: int, args: argparse.Namespace) -> dict:
         "batch_size": batch_size,
         "images": steps * batch_size,
         "images_per_s": round(statistics.median(speeds), 1),
-        "threads": torch.get_num_threads(),
+        "threads": threads,  # the threads it trained on
         "train_s_this_call": round(train_s, 1),  # shorter if it resumed a run cut short
         **{k: scores[k] for k in COLUMNS if k in scores},
         "mig_per_factor": {

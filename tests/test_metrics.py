@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -256,3 +259,17 @@ def test_fast_dci_gives_the_same_scores_on_any_thread_count_and_restores_it():
         metrics.dci(codes, factors), abs=1e-12
     )
     assert numba.get_num_threads() == before
+
+
+def test_fast_dci_leaves_torchs_thread_count_as_it_found_it():
+    # numba's OpenMP layer resets the process's thread count when it first starts, so a fresh
+    # process: a one-thread benchmark worker that scores DCI must go on training on one thread.
+    script = (
+        "import numpy as np, torch; torch.set_num_threads(1)\n"
+        "from untwine import metrics\n"
+        "torch.randn(1000, 1000).exp().sum()\n"  # torch's OpenMP pool started, as in training
+        "metrics.dci(np.random.rand(200, 3), np.random.randint(0, 3, (200, 2)))\n"
+        "print(torch.get_num_threads())"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.stdout.strip() == "1", result.stderr

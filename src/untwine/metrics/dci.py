@@ -7,6 +7,7 @@ from typing import Literal
 import numba
 import numpy as np
 import scipy.stats
+import torch
 from joblib import Parallel, delayed
 from sklearn.ensemble import GradientBoostingClassifier
 
@@ -46,6 +47,7 @@ def dci(
     x_train, y_train, x_test, y_test = train_test(codes, factors, codes_test, factors_test)
     columns = range(y_train.shape[1])
     if estimator == "fast":
+        torch_before = torch.get_num_threads()  # read first: numba's first call may change it
         most = numba.config.NUMBA_NUM_THREADS
         before = numba.get_num_threads()
         numba.set_num_threads(min(n_jobs, most) if n_jobs > 0 else most)
@@ -54,8 +56,9 @@ def dci(
                 _fit_factor_fast(x_train, y_train[:, j], x_test, y_test[:, j], seed)
                 for j in columns
             ]
-        finally:
-            numba.set_num_threads(before)  # the thread count is process-wide: leave it as found
+        finally:  # thread counts are process-wide, and numba's OpenMP layer also sets torch's
+            numba.set_num_threads(before)
+            torch.set_num_threads(torch_before)
     elif estimator == "reference":
         fits = Parallel(n_jobs=n_jobs)(
             delayed(_fit_factor)(x_train, y_train[:, j], x_test, y_test[:, j], seed)
