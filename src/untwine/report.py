@@ -237,7 +237,7 @@ def _metrics_html(metrics: dict[str, Any] | None, run_dir: Path) -> str:
 def _meanings(metrics: dict[str, Any]) -> dict[str, str]:
     """METRIC_MEANINGS, with a row for each factor's MIG term (`mig.shape`...) after MIG's."""
     by_factor = {
-        key: f"MIG for {key.removeprefix('mig.')} alone (its share of the mean above)."
+        key: f"MIG for {key.removeprefix('mig.')} alone (MIG above is the mean of these terms)."
         for key in metrics
         if key.startswith("mig.")
     }
