@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from untwine import metrics
 from untwine.data import GroundTruthDataset
 from untwine.errors import UntwineError
+from untwine.metrics.mig_chen import posterior_entropies
 
 SIZES = (3, 6, 10, 8)
 N = 3000
@@ -273,3 +274,42 @@ def test_fast_dci_leaves_torchs_thread_count_as_it_found_it():
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.stdout.strip() == "1", result.stderr
+
+
+def _posteriors(codes: np.ndarray, std: float) -> tuple[np.ndarray, np.ndarray]:
+    """Codes as posterior means with one shared standard deviation."""
+    return codes, np.full_like(codes, 2 * np.log(std))
+
+
+def test_mig_chen_entropy_of_one_standard_normal_is_its_closed_form():
+    mu, logvar = np.zeros((4000, 2)), np.zeros((4000, 2))
+    entropy = posterior_entropies(mu, logvar, 4000, np.random.default_rng(0))
+    assert entropy == pytest.approx([0.5 * np.log(2 * np.pi * np.e)] * 2, abs=0.03)
+
+
+def test_mig_chen_of_two_separated_clusters_is_one_by_hand():
+    # z_0 = ±1 with std 0.01 and the factor says which: H(z_0) - H(z_0 | v) = log 2 = H(v)
+    factors = np.repeat([[0], [1]], 1000, axis=0)
+    mu = np.column_stack([np.where(factors[:, 0] == 0, -1.0, 1.0), np.zeros(2000)])
+    gaps = metrics.mig_chen_per_factor(*_posteriors(mu, 0.01), factors, samples=2000)
+    assert gaps == pytest.approx([1.0], abs=0.03)
+
+
+def test_mig_chen_is_near_one_for_identity_and_near_zero_for_noise():
+    factors = _factors()
+    identity = metrics.mig_chen(*_posteriors(_identity(factors), 0.01), factors, samples=1000)
+    noise = metrics.mig_chen(*_posteriors(_noise(), 0.1), factors, samples=1000)
+    assert identity > 0.95 and noise < 0.05
+
+
+def test_mig_chen_leaves_constant_factors_out_and_refuses_mismatched_posteriors():
+    factors = np.column_stack([_factors(), np.zeros(N, int)])
+    mu, logvar = _posteriors(_identity(factors[:, :-1]), 0.01)
+    gaps = metrics.mig_chen_per_factor(mu, logvar, factors, samples=500)
+    assert np.isnan(gaps[-1]) and np.nanmean(gaps) == pytest.approx(
+        metrics.mig_chen(mu, logvar, factors, samples=500)
+    )
+    with pytest.raises(UntwineError, match="logvar must have mu's shape"):
+        metrics.mig_chen(mu, logvar[:, :2], factors)
+    with pytest.raises(UntwineError, match="at least two latent dimensions"):
+        metrics.mig_chen(mu[:, :1], logvar[:, :1], factors)

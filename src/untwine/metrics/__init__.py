@@ -1,4 +1,5 @@
-"""Disentanglement metrics: plain functions over arrays, plus two dataset-sampling scores.
+"""Disentanglement metrics: plain functions over arrays, two dataset-sampling scores, and
+Chen et al.'s MIG, which reads the posteriors rather than the codes.
 
 `score(codes, factors, ...)` runs any set of the array metrics and returns one flat dict with
 the keys that `untwine evaluate` writes to metrics.json.
@@ -18,6 +19,7 @@ from untwine.metrics.factor_vae import factor_vae_score
 from untwine.metrics.irs import irs
 from untwine.metrics.mcc import mcc
 from untwine.metrics.mig import mig, mig_per_factor, normalized_mutual_info
+from untwine.metrics.mig_chen import mig_chen, mig_chen_per_factor
 from untwine.metrics.modularity import explicitness, modularity
 from untwine.metrics.sap import sap
 from untwine.metrics.unsupervised import unsupervised
@@ -51,7 +53,8 @@ ARRAY_METRICS: dict[str, Callable[[Split, dict], dict[str, float]]] = {
     "unsupervised": lambda s, o: _prefixed("unsupervised", unsupervised(s[0])),
 }
 SAMPLED_METRICS = ("beta_vae", "factor_vae")
-ALL_METRICS = (*ARRAY_METRICS, *SAMPLED_METRICS)
+POSTERIOR_METRICS = ("mig_chen",)  # need q(z|x), not only codes: the VAE family
+ALL_METRICS = (*ARRAY_METRICS, *SAMPLED_METRICS, *POSTERIOR_METRICS)
 
 
 def parse_metrics(names: str | Iterable[str], available: Iterable[str] = ALL_METRICS) -> list[str]:
@@ -110,6 +113,7 @@ def score(
 __all__ = [
     "ALL_METRICS",
     "ARRAY_METRICS",
+    "POSTERIOR_METRICS",
     "SAMPLED_METRICS",
     "beta_vae_score",
     "dci",
@@ -119,6 +123,8 @@ __all__ = [
     "irs",
     "mcc",
     "mig",
+    "mig_chen",
+    "mig_chen_per_factor",
     "mig_per_factor",
     "modularity",
     "normalized_mutual_info",
