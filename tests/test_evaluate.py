@@ -10,7 +10,7 @@ import pytest
 import untwine
 from tests.conftest import run_cli, tiny_config
 from untwine import runs
-from untwine.evaluate import evaluate
+from untwine.evaluate import evaluate, metrics_for
 
 CHEAP = "mig,sap,modularity,explicitness,irs,mcc,unsupervised,beta_vae,factor_vae"
 
@@ -134,3 +134,26 @@ def test_evaluation_during_training_does_not_change_the_weights(tmp_path):
     a = untwine.load_run(plain).state_dict()
     b = untwine.load_run(scored).state_dict()
     assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+
+
+def test_evaluate_reports_chen_mig_per_factor_without_moving_other_draws(trained_run):
+    model, dataset = untwine.load_run(trained_run), untwine.load_dataset("dsprites")
+    alone = evaluate(model, dataset, metrics="mig,mcc", samples=60)
+    both = evaluate(model, dataset, metrics="mig,mcc,mig_chen", samples=60)
+    assert {k: both[k] for k in alone} == alone
+    terms = [both[f"mig_chen.{name}"] for name in dataset.factor_names]
+    assert 0 <= both["mig_chen"] <= 1 and both["mig_chen"] == pytest.approx(np.mean(terms))
+
+
+def test_chen_mig_is_left_out_of_all_and_refused_by_name_for_a_model_without_a_posterior(
+    tmp_path, trained_run
+):
+    run = tmp_path / "gan"
+    args = ["--model", "infogan", "--steps", "2", "--batch-size", "8", "--no-progress"]
+    run_cli("train", *args, "--out", str(run), "model.continuous=2")
+    model, dataset = untwine.load_run(run), untwine.load_dataset("dsprites")
+    assert "mig_chen" not in metrics_for(dataset, "all", model)
+    assert "mig_chen" in metrics_for(dataset, "all", untwine.load_run(trained_run))
+    result = run_cli("evaluate", str(run), "--metrics", "mig_chen", check=False)
+    assert result.returncode != 0 and "reads the posterior q(z|x)" in result.stderr
+    assert "Traceback" not in result.stderr

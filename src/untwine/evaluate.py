@@ -88,13 +88,25 @@ def _active_units(codes: np.ndarray) -> int:
 FACTOR_FREE_METRICS = ("unsupervised",)
 
 
-def metrics_for(dataset: Dataset, metrics: str | Iterable[str]) -> list[str]:
-    """The metrics to run on `dataset`: "all" keeps those its factors allow; others are checked."""
+def metrics_for(
+    dataset: Dataset, metrics: str | Iterable[str], model: Model | None = None
+) -> list[str]:
+    """The metrics to run: "all" keeps those the dataset's factors and the model allow; a
+    named metric either can run or is a one-line error."""
     names = m.parse_metrics(metrics)
+    if model is not None and not isinstance(model, VAEBase):
+        if metrics == "all":
+            names = [n for n in names if n not in m.POSTERIOR_METRICS]
+        needing = [n for n in names if n in m.POSTERIOR_METRICS]
+        if needing:
+            raise UntwineError(
+                f"metric {needing[0]!r} reads the posterior q(z|x), which only the VAE family "
+                f"has; this model is {type(model).__name__}"
+            )
     if dataset.factor_names:
         return names
     if metrics == "all":
-        return list(FACTOR_FREE_METRICS)
+        return [n for n in names if n in FACTOR_FREE_METRICS]
     needing = [n for n in names if n not in FACTOR_FREE_METRICS]
     if needing:
         raise UntwineError(
@@ -102,6 +114,31 @@ def metrics_for(dataset: Dataset, metrics: str | Iterable[str]) -> list[str]:
             f"without factors: {', '.join(FACTOR_FREE_METRICS)} (give factors to score the rest)"
         )
     return names
+
+
+@torch.no_grad()
+def chen_mig_scores(
+    model: VAEBase, dataset: Dataset, samples: int, seed: int, *, batch_size: int = 256
+) -> dict[str, float]:
+    """Chen et al.'s MIG and each factor's term (`mig_chen.<factor>`), on `samples` fresh points.
+
+    The points come from their own generator (seeded by `seed`), so asking for this score
+    leaves every other score's draw as it was.
+    """
+    rng = np.random.default_rng([seed, 1])
+    factors = dataset.sample_factors(samples, rng)
+    device = next(model.parameters()).device
+    posteriors = []
+    for i in range(0, samples, batch_size):
+        images = dataset.observations_from_factors(factors[i : i + batch_size], rng)
+        posteriors.append(torch.cat(model.encode(to_tensor(images, device)), dim=1))
+    mu, logvar = np.split(torch.cat(posteriors).double().cpu().numpy(), 2, axis=1)
+    gaps = m.mig_chen_per_factor(mu, logvar, factors, seed=seed)
+    named = zip(dataset.factor_names, gaps, strict=True)
+    return {
+        "mig_chen": float(np.nanmean(gaps)),
+        **{f"mig_chen.{name}": float(gap) for name, gap in named if not np.isnan(gap)},
+    }
 
 
 def evaluate(
@@ -120,10 +157,12 @@ def evaluate(
 
     As in the reference study: `samples` train and `samples // 2` test points are drawn afresh
     (seeded by `seed`); the BetaVAE and FactorVAE scores draw their own points with the same
-    budget. `dci_estimator` picks DCI's classifier (see `untwine.metrics.dci`). Model health
-    (KL per dimension, active units, reconstruction, ELBO) is read on `samples // 2` held-out
-    observations: the validation split where the dataset has one. A dataset without factors
-    gets the unsupervised scores and health only. Nothing here touches the global torch RNG.
+    budget; Chen et al.'s MIG (`mig_chen`, the VAE family only) reads the posteriors of
+    `samples` points of its own. `dci_estimator` picks DCI's classifier (see
+    `untwine.metrics.dci`). Model health (KL per dimension, active units, reconstruction,
+    ELBO) is read on `samples // 2` held-out observations: the validation split where the
+    dataset has one. A dataset without factors gets the unsupervised scores and health only.
+    Nothing here touches the global torch RNG.
     """
     run_dir = None if isinstance(run, torch.nn.Module) else Path(run)
     model = runs.load_run(run_dir, device) if run_dir else run
@@ -132,7 +171,7 @@ def evaluate(
             raise TypeError("evaluate(model) needs a dataset")
         config = runs.read_config(run_dir)
         dataset = load_dataset(config.data.name, **config.data.options)
-    names = metrics_for(dataset, metrics)
+    names = metrics_for(dataset, metrics, model)
     was_training = model.training
     model.eval()
     rng = np.random.default_rng(seed)
@@ -188,6 +227,9 @@ def evaluate(
                     "factor_vae.active_codes": scores["active_codes"],
                 }
             )
+        if "mig_chen" in names:
+            stage("mig_chen")
+            results.update(chen_mig_scores(model, dataset, samples, seed, batch_size=batch_size))
         stage("health")
         held_out = dataset.held_out_indices(n_test, rng)
         results.update(model_health(model, dataset, held_out, batch_size=batch_size, seed=seed))

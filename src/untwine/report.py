@@ -29,6 +29,8 @@ KL_SPIKE = 5.0  # a logged KL this many times the medians of its neighbours is a
 METRIC_MEANINGS = {
     "mig": "Mutual Information Gap: per factor, how much more the best latent knows about it "
     "than the second best, over the factor's entropy (1: each factor in one latent).",
+    "mig_chen": "Chen et al.'s MIG: the same gap, with mutual information read from the "
+    "posteriors q(z|x) rather than from histograms of their means (not comparable with MIG).",
     "dci.disentanglement": "DCI disentanglement: how much each latent's importance for the "
     "boosted trees concentrates on a single factor.",
     "dci.completeness": "DCI completeness: how much each factor is captured by a single latent.",
