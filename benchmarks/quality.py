@@ -28,10 +28,12 @@ from untwine import runs
 from untwine.config import apply_overrides, resolve_config
 from untwine.errors import UntwineError
 from untwine.evaluate import evaluate
-from untwine.models import MODELS
+from untwine.metrics import POSTERIOR_METRICS, parse_metrics
+from untwine.models import MODELS, VAEBase
 
-METRICS = "mig,dci,factor_vae,beta_vae"
-COLUMNS = ("mig", "dci.disentanglement", "factor_vae", "beta_vae", "reconstruction")
+METRICS = "mig,mig_chen,dci,factor_vae,beta_vae"
+COLUMNS = ("mig", "mig_chen", "dci.disentanglement", "factor_vae", "beta_vae", "reconstruction")
+BY_FACTOR = {"mig": "MIG", "mig_chen": "Chen et al.'s MIG"}  # per-factor terms kept and tabled
 
 
 def train_and_score(name: str, seed: int, args: argparse.Namespace) -> dict:
@@ -49,7 +51,8 @@ def train_and_score(name: str, seed: int, args: argparse.Namespace) -> dict:
     untwine.train(config, run_dir, progress=False)
     train_s = time.perf_counter() - started
     speeds = [r["images_per_s"] for r in runs.read_log(run_dir) if "images_per_s" in r]
-    scores = evaluate(run_dir, metrics=args.metrics, samples=args.samples, device=args.device)
+    metrics = scorable(name, args.metrics)
+    scores = evaluate(run_dir, metrics=metrics, samples=args.samples, device=args.device)
     return {
         "model": name,
         "seed": seed,
@@ -60,12 +63,21 @@ def train_and_score(name: str, seed: int, args: argparse.Namespace) -> dict:
         "threads": threads,  # the threads it trained on
         "train_s_this_call": round(train_s, 1),  # shorter if it resumed a run cut short
         **{k: scores[k] for k in COLUMNS if k in scores},
-        "mig_per_factor": {
-            key.removeprefix("mig."): round(value, 4)
-            for key, value in scores.items()
-            if key.startswith("mig.")
-        },
+        **{f"{metric}_per_factor": per_factor(scores, metric) for metric in BY_FACTOR},
     }
+
+
+def per_factor(scores: dict, metric: str) -> dict[str, float]:
+    """A metric's per-factor terms (`mig.shape`...) as {factor: value}."""
+    prefix = f"{metric}."
+    return {k.removeprefix(prefix): round(v, 4) for k, v in scores.items() if k.startswith(prefix)}
+
+
+def scorable(name: str, metrics: str) -> str:
+    """`metrics` less those that read q(z|x), for a model without one (InfoGAN)."""
+    if issubclass(MODELS.get(name), VAEBase):
+        return metrics
+    return ",".join(m for m in parse_metrics(metrics) if m not in POSTERIOR_METRICS)
 
 
 def overrides_for(name: str, sets: list[str]) -> list[str]:
@@ -81,7 +93,8 @@ def split_scope(item: str) -> tuple[str | None, str]:
 
 
 def markdown(rows: list[dict]) -> str:
-    """Mean ± std over seeds per model, in the order the models first appear; then MIG by factor."""
+    """Mean ± std over seeds per model, in the order the models first appear; then each MIG's
+    terms by factor."""
     header = ["model", "seeds", "images", "batch", "images/s", *COLUMNS]
     lines = _table_head(header)
     names = list(dict.fromkeys(r["model"] for r in rows))
@@ -91,12 +104,15 @@ def markdown(rows: list[dict]) -> str:
         cells.append(f"{statistics.median(r['images_per_s'] for r in mine):.0f}")
         cells += [_mean_std([r[key] for r in mine if key in r]) for key in COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
-    factors = list(dict.fromkeys(f for r in rows for f in r.get("mig_per_factor", {})))
-    if factors:
-        lines += ["", "MIG by factor (each factor's gap in normalised MI):", ""]
+    for metric, title in BY_FACTOR.items():
+        key = f"{metric}_per_factor"
+        factors = list(dict.fromkeys(f for r in rows for f in r.get(key, {})))
+        if not factors:
+            continue
+        lines += ["", f"{title} by factor (each factor's gap in normalised MI):", ""]
         lines += _table_head(["model", *factors])
         for name in names:
-            gaps = [r["mig_per_factor"] for r in rows if r["model"] == name]
+            gaps = [r[key] for r in rows if r["model"] == name and key in r]
             cells = [_mean_std([g[f] for g in gaps if f in g]) for f in factors]
             lines.append("| " + " | ".join([name, *cells]) + " |")
     return "\n".join(lines) + "\n"

@@ -17,16 +17,16 @@ from untwine import runs
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "quality.py"
 
 
-def _quality(out, *extra):
+def _quality(out, *extra, metrics="mig"):
     args = ["--models", "vae,infogan", "--seeds", "0", "--images", "32", "--batch-size", "8"]
-    args += ["--samples", "100", "--metrics", "mig", "--out", str(out), *extra]
+    args += ["--samples", "100", "--metrics", metrics, "--out", str(out), *extra]
     return subprocess.run(
         [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=600
     )
 
 
 def test_quality_writes_rows_and_a_table_and_a_rerun_keeps_them(tmp_path):
-    first = _quality(tmp_path)
+    first = _quality(tmp_path, metrics="mig,mig_chen")
     assert first.returncode == 0, first.stderr[-2000:]
     rows = json.loads((tmp_path / "results.json").read_text())["rows"]
     assert [(r["model"], r["seed"], r["steps"], r["images"]) for r in rows] == [
@@ -40,12 +40,16 @@ def test_quality_writes_rows_and_a_table_and_a_rerun_keeps_them(tmp_path):
         np.mean(list(rows[0]["mig_per_factor"].values())), abs=0.1
     )
     table = (tmp_path / "results.md").read_text().splitlines()
-    assert table[0].startswith("| model | seeds | images | batch | images/s | mig |")
+    assert "mig_chen" in rows[0] and "mig_chen" not in rows[1]  # InfoGAN has no q(z|x)
+    assert list(rows[0]["mig_chen_per_factor"]) == factors and not rows[1]["mig_chen_per_factor"]
+    assert table[0].startswith("| model | seeds | images | batch | images/s | mig | mig_chen |")
     assert table[2].startswith("| vae | 1 | 32 | 8 |") and table[3].endswith("| - | - | - |")
     assert table[7] == "| model | shape | scale | orientation | position_x | position_y |"
-    again = _quality(tmp_path)
+    assert table[12] == "Chen et al.'s MIG by factor (each factor's gap in normalised MI):"
+    assert table[17].startswith("| infogan | - |")
+    again = _quality(tmp_path, metrics="mig,mig_chen")
     assert again.returncode == 0 and json.loads(again.stdout)["rows"] == rows
-    refused = _quality(tmp_path, "--set", "train.lr=1e-3")
+    refused = _quality(tmp_path, "--set", "train.lr=1e-3", metrics="mig,mig_chen")
     assert refused.returncode != 0 and "another budget or setting" in refused.stderr
 
 
