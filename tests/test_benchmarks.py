@@ -1,5 +1,5 @@
 """The benchmarks: quality on a tiny budget end to end, its table, that a rerun resumes, and
-the rotation-preference calculation against hand values."""
+the rotation-preference and position-angle calculations against hand values."""
 
 from __future__ import annotations
 
@@ -108,18 +108,17 @@ def test_killing_parallel_quality_stops_its_workers_and_keeps_their_steps(tmp_pa
         assert runs.trained_steps(log.parent) >= 500  # saved at its step, past the first log
 
 
-def _load_rotation_preference():
+def _load(script):
     import importlib.util
 
-    path = SCRIPT.parent / "rotation_preference.py"
-    spec = importlib.util.spec_from_file_location("rotation_preference", path)
+    spec = importlib.util.spec_from_file_location(script, SCRIPT.parent / f"{script}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 def test_rotation_of_a_uniform_square_moves_kl_between_tc_and_dimension_wise_kl():
-    module = _load_rotation_preference()
+    module = _load("rotation_preference")
     tc_axes, dwkl_axes = module.exact_terms(0.0, 0.01)
     tc_diagonal, dwkl_diagonal = module.exact_terms(np.pi / 4, 0.01)
     # by hand, unit variance: a flat marginal on [-√3, √3] has entropy log(2√3), the 45°
@@ -133,8 +132,28 @@ def test_rotation_of_a_uniform_square_moves_kl_between_tc_and_dimension_wise_kl(
 
 
 def test_the_batch_estimate_of_tc_sees_the_rotation():
-    module = _load_rotation_preference()
+    module = _load("rotation_preference")
     generator = torch.Generator().manual_seed(0)
     tc_axes, _ = module.estimated_terms(0.0, 0.1, 256, "mws", 20, generator)
     tc_diagonal, _ = module.estimated_terms(np.pi / 4, 0.1, 256, "mws", 20, generator)
     assert tc_diagonal > tc_axes + 0.1  # exact: +0.30; the estimate sees ~0.2
+
+
+@pytest.mark.parametrize("degrees", [0, 30, 45, 80])
+@pytest.mark.parametrize("signs", [(-1, -1), (1, -1)])
+def test_position_angle_reads_the_turn_of_the_plane(degrees, signs):
+    module = _load("position_angle")
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 32, 4000), rng.integers(0, 32, 4000)
+    theta = np.radians(degrees)
+    plane = (
+        np.stack([x - 15.5, y - 15.5], 1)
+        / 9.2
+        @ np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]])
+    )
+    codes = np.zeros((4000, 6))
+    codes[:, [4, 1]] = plane * signs  # flipped signs and any pair of latents read the same
+    codes[:, [0, 2, 3, 5]] = 0.3 * rng.standard_normal((4000, 4))
+    found = module.plane_angle(codes, x, y)
+    assert sorted(found["latents"]) == [1, 4]
+    assert found["angle"] == pytest.approx(min(degrees % 90, 90 - degrees % 90), abs=1.0)
