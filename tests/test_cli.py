@@ -70,7 +70,7 @@ def test_progress_bar_shows_step_loss_terms_and_speed(tmp_path):
 
 def test_models_and_datasets_are_listed():
     models = run_cli("models").stdout
-    assert "betavae:" in models and "vae:" in models and "beta = 4.0" in models
+    assert "betavae:" in models and "vae:" in models and "beta = 16.0" in models
     datasets = run_cli("datasets").stdout
     assert "dsprites:" in datasets and "shape 3, scale 6, orientation 40" in datasets
     assert "dsprites-color:" in datasets and "dsprites-correlated:" in datasets

@@ -14,16 +14,16 @@ def test_an_empty_config_resolves_to_complete_defaults():
     assert config["model"] == {
         "name": "betavae",
         "latent_dim": 10,
-        "arch": "conv64",
+        "arch": "mlp",
         "hidden": (1200, 1200),
         "likelihood": "bernoulli",
         "likelihood_scale": 1.0,
         "learn_scale": False,
-        "beta": 4.0,
+        "beta": 16.0,
         "beta_schedule": "constant",
         "beta_period": 10000,
     }
-    assert config["train"]["steps"] == 20000 and config["train"]["lr"] == 1e-4
+    assert config["train"]["steps"] == 20000 and config["train"]["lr"] == 1e-3
 
 
 def test_overrides_parse_values_as_yaml_including_exponents():
@@ -77,19 +77,18 @@ def test_unreadable_or_invalid_yaml_is_a_user_error(tmp_path):
         read_yaml(tmp_path / "list.yaml")
 
 
-def test_betatcvae_brings_its_measured_defaults_and_the_user_still_wins():
-    chosen = resolve_config({"model": {"name": "betatcvae"}})
+@pytest.mark.parametrize("name", ["betavae", "betatcvae"])
+def test_models_bring_their_measured_defaults_and_the_user_still_wins(name):
+    chosen = resolve_config({"model": {"name": name}})
     assert (chosen.model.options["arch"], chosen.train.batch_size, chosen.train.lr) == (
         "mlp",
         256,
         1e-3,
     )
-    told = resolve_config(
-        {"model": {"name": "betatcvae", "arch": "conv64"}, "train": {"batch_size": 64}}
-    )
+    told = resolve_config({"model": {"name": name, "arch": "conv64"}, "train": {"batch_size": 64}})
     assert (told.model.options["arch"], told.train.batch_size, told.train.lr) == (
         "conv64",
         64,
         1e-3,
     )
-    assert resolve_config({"model": {"name": "betavae"}}).model.options["arch"] == "conv64"
+    assert resolve_config({"model": {"name": "vae"}}).model.options["arch"] == "conv64"

@@ -245,4 +245,4 @@ def test_infogan_trains_g_at_its_own_default_rate_unless_told_otherwise():
     assert resolve_config({"model": {"name": "infogan"}}).train.lr == 2e-4
     told = resolve_config({"model": {"name": "infogan"}, "train": {"lr": 1e-3}})
     assert told.train.lr == 1e-3
-    assert resolve_config({"model": {"name": "betavae"}}).train.lr == 1e-4
+    assert resolve_config({"model": {"name": "vae"}}).train.lr == 1e-4

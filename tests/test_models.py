@@ -68,8 +68,8 @@ def test_betavae_loss_is_recon_plus_beta_kl(batch):
 
 def test_vae_is_betavae_with_beta_one(batch):
     torch.manual_seed(0)
-    vae = create_model("vae", observation_shape=SHAPE, latent_dim=4)
-    beta1 = create_model("betavae", observation_shape=SHAPE, latent_dim=4, beta=1.0)
+    vae = create_model("vae", observation_shape=SHAPE, latent_dim=4, arch="conv64")
+    beta1 = create_model("betavae", observation_shape=SHAPE, latent_dim=4, beta=1.0, arch="conv64")
     beta1.load_state_dict(vae.state_dict())
     torch.manual_seed(2)
     a = vae.loss(batch, 0)["loss"]
