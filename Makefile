@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	$(BIN)/untwine train --model betatcvae --dataset dsprites --steps 1500 --out runs/demo
+	$(BIN)/untwine train --model betavae --dataset dsprites --steps 1500 --out runs/demo
 	$(BIN)/untwine evaluate runs/demo --samples 1000
 	$(BIN)/untwine report runs/demo
 
