@@ -98,7 +98,7 @@ def test_more_steps_continue_a_finished_run_exactly(tmp_path, model):
 
 def test_resuming_with_a_different_config_is_refused(tmp_path):
     untwine.train(tiny_config(), tmp_path / "run", progress=False)
-    with pytest.raises(UntwineError, match=r"model.beta=4.0, not 2.0; use --force"):
+    with pytest.raises(UntwineError, match=r"model.beta=16.0, not 2.0; use --force"):
         untwine.train(tiny_config(**{"model.beta": 2}), tmp_path / "run", progress=False)
 
 
