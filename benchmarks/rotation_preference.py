@@ -72,6 +72,19 @@ def estimated_terms(
     return float(np.mean(tc)), float(np.mean(dwkl))
 
 
+def turn_costs(
+    tc0: float, tc45: float, dw0: float, dw45: float, beta: float, gamma: float
+) -> dict[str, float]:
+    """TC and dim-wise KL at 0° and 45°, and β·ΔTC + γ·ΔdwKL, what turning 45° costs."""
+    return {
+        "tc_0": round(tc0, 3),
+        "tc_45": round(tc45, 3),
+        "dwkl_0": round(dw0, 3),
+        "dwkl_45": round(dw45, 3),
+        "preference": round(beta * (tc45 - tc0) + gamma * (dw45 - dw0), 3),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--beta", type=float, default=6.0)
@@ -79,41 +92,20 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=40, help="batches per estimate")
     args = parser.parse_args()
 
-    def preference(d_tc: float, d_dwkl: float) -> float:
-        return round(args.beta * d_tc + args.gamma * d_dwkl, 3)
-
     exact = []
     for s in (0.01, 0.3, 0.6):
         tc0, dw0 = exact_terms(0.0, s)
         tc45, dw45 = exact_terms(math.pi / 4, s)
-        exact.append(
-            {
-                "posterior_std": s,
-                "tc_0": round(tc0, 3),
-                "tc_45": round(tc45, 3),
-                "dwkl_0": round(dw0, 3),
-                "dwkl_45": round(dw45, 3),
-                "preference": preference(tc45 - tc0, dw45 - dw0),
-            }
-        )
+        row = {"posterior_std": s}
+        exact.append({**row, **turn_costs(tc0, tc45, dw0, dw45, args.beta, args.gamma)})
     generator = torch.Generator().manual_seed(0)
     estimated = []
     for estimator, batch in (("mws", 256), ("mss", 256), ("mss", 1024)):
         for s in (0.1, 0.3):
             tc0, dw0 = estimated_terms(0.0, s, batch, estimator, args.batches, generator)
             tc45, dw45 = estimated_terms(math.pi / 4, s, batch, estimator, args.batches, generator)
-            estimated.append(
-                {
-                    "estimator": estimator,
-                    "batch": batch,
-                    "posterior_std": s,
-                    "tc_0": round(tc0, 3),
-                    "tc_45": round(tc45, 3),
-                    "dwkl_0": round(dw0, 3),
-                    "dwkl_45": round(dw45, 3),
-                    "preference": preference(tc45 - tc0, dw45 - dw0),
-                }
-            )
+            row = {"estimator": estimator, "batch": batch, "posterior_std": s}
+            estimated.append({**row, **turn_costs(tc0, tc45, dw0, dw45, args.beta, args.gamma)})
     print(
         json.dumps(
             {"beta": args.beta, "gamma": args.gamma, "exact": exact, "estimated": estimated},
