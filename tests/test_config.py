@@ -77,7 +77,7 @@ def test_unreadable_or_invalid_yaml_is_a_user_error(tmp_path):
         read_yaml(tmp_path / "list.yaml")
 
 
-@pytest.mark.parametrize("name", ["betavae", "betatcvae"])
+@pytest.mark.parametrize("name", ["betavae", "betatcvae", "factorvae", "dipvae"])
 def test_models_bring_their_measured_defaults_and_the_user_still_wins(name):
     chosen = resolve_config({"model": {"name": name}})
     assert (chosen.model.options["arch"], chosen.train.batch_size, chosen.train.lr) == (
