@@ -8,7 +8,7 @@ import torch
 
 from untwine.errors import UntwineError
 from untwine.losses import elbo_decomposition
-from untwine.models.base import MODELS, Posterior, VAEBase
+from untwine.models.base import MLP_TRAIN_DEFAULTS, MODELS, Posterior, VAEBase
 
 
 @MODELS.register("betatcvae")
@@ -24,7 +24,7 @@ class BetaTCVAE(VAEBase):
     β-TCVAE settings tried on dSprites within a CPU budget; docs/quality.md has the experiments.
     """
 
-    train_defaults: ClassVar[dict[str, Any]] = {"lr": 1e-3, "batch_size": 256}
+    train_defaults: ClassVar[dict[str, Any]] = MLP_TRAIN_DEFAULTS
 
     def __init__(
         self,

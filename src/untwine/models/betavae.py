@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from untwine.errors import UntwineError
-from untwine.models.base import MODELS, Posterior, VAEBase
+from untwine.models.base import MLP_TRAIN_DEFAULTS, MODELS, Posterior, VAEBase
 from untwine.schedules import Schedule, anneal
 
 
@@ -19,7 +19,7 @@ class BetaVAE(VAEBase):
     on dSprites within half an hour of CPU; docs/quality.md has the experiments.
     """
 
-    train_defaults: ClassVar[dict[str, Any]] = {"lr": 1e-3, "batch_size": 256}
+    train_defaults: ClassVar[dict[str, Any]] = MLP_TRAIN_DEFAULTS
 
     def __init__(
         self,

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from untwine.errors import UntwineError
 from untwine.losses import density_ratio_tc, permute_dims
-from untwine.models.base import MODELS, Posterior, VAEBase
+from untwine.models.base import MLP_TRAIN_DEFAULTS, MODELS, Posterior, VAEBase
 from untwine.nn import LatentDiscriminator
 
 
@@ -26,7 +26,7 @@ class FactorVAE(VAEBase):
     settings tried on dSprites within a CPU budget; docs/quality.md has the experiments.
     """
 
-    train_defaults: ClassVar[dict[str, Any]] = {"lr": 1e-3, "batch_size": 256}
+    train_defaults: ClassVar[dict[str, Any]] = MLP_TRAIN_DEFAULTS
 
     def __init__(
         self,
