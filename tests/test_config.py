@@ -77,8 +77,10 @@ def test_unreadable_or_invalid_yaml_is_a_user_error(tmp_path):
         read_yaml(tmp_path / "list.yaml")
 
 
-@pytest.mark.parametrize("name", ["betavae", "betatcvae", "factorvae", "dipvae"])
-def test_models_bring_their_measured_defaults_and_the_user_still_wins(name):
+@pytest.mark.parametrize(
+    "name", ["vae", "betavae", "annealedvae", "betatcvae", "factorvae", "dipvae", "infovae"]
+)
+def test_vaes_default_to_the_measured_backbone_and_the_user_still_wins(name):
     chosen = resolve_config({"model": {"name": name}})
     assert (chosen.model.options["arch"], chosen.train.batch_size, chosen.train.lr) == (
         "mlp",
@@ -91,4 +93,3 @@ def test_models_bring_their_measured_defaults_and_the_user_still_wins(name):
         64,
         1e-3,
     )
-    assert resolve_config({"model": {"name": "vae"}}).model.options["arch"] == "conv64"

@@ -241,8 +241,9 @@ def test_sample_draws_a_vae_prior_and_writes_a_table_in_its_units(tmp_path):
     assert 900 < np.mean([float(line.split(",")[0]) for line in lines[1:]]) < 1100
 
 
-def test_infogan_trains_g_at_its_own_default_rate_unless_told_otherwise():
-    assert resolve_config({"model": {"name": "infogan"}}).train.lr == 2e-4
+def test_infogan_trains_at_its_own_default_rate_and_batch_unless_told_otherwise():
+    chosen = resolve_config({"model": {"name": "infogan"}})
+    assert (chosen.train.lr, chosen.train.batch_size) == (2e-4, 64)
     told = resolve_config({"model": {"name": "infogan"}, "train": {"lr": 1e-3}})
-    assert told.train.lr == 1e-3
-    assert resolve_config({"model": {"name": "vae"}}).train.lr == 1e-4
+    assert (told.train.lr, told.train.batch_size) == (1e-3, 64)
+    assert resolve_config({"model": {"name": "vae"}}).train.lr == 1e-3

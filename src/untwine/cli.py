@@ -98,7 +98,8 @@ def cli() -> None:
 @click.option(
     "--arch",
     type=click.Choice(["conv64", "conv64-deep", "mlp"]),
-    help="Encoder/decoder: the study's convnet, a deeper one, or an MLP (model.hidden sizes it).",
+    help="Encoder/decoder: the study's convnet, a deeper one, or an MLP (model.hidden sizes "
+    "it).  [default: mlp; infogan conv64]",
 )
 @click.option("--beta", type=float, help="KL weight, for models that have one.")
 @click.option(
@@ -107,8 +108,8 @@ def cli() -> None:
     help="β-VAE: warm β up linearly or cyclically over model.beta_period steps.",
 )
 @click.option("--steps", type=int, help="Optimiser steps.  [default: 20000]")
-@click.option("--batch-size", type=int, help="Images per step.  [default: 64]")
-@click.option("--lr", type=float, help="Adam learning rate.  [default: 1e-4]")
+@click.option("--batch-size", type=int, help="Images per step.  [default: 256; infogan 64]")
+@click.option("--lr", type=float, help="Adam learning rate.  [default: 1e-3; infogan 2e-4]")
 @click.option("--seed", type=int, help="Seed for weights, batches and noise.  [default: 0]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="[default: auto]")
 @click.option("--grad-clip", type=float, help="Clip each objective's gradient norm (0: off).")

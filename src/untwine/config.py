@@ -35,8 +35,8 @@ class TrainConfig:
     """How the trainer runs: budget, optimiser, seed, device, logging and checkpoint cadence."""
 
     steps: int = 20000
-    batch_size: int = 64
-    lr: float = 1e-4
+    batch_size: int = 256
+    lr: float = 1e-3
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     log_every: int = 50

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Literal
 
 import torch
 
 from untwine.errors import UntwineError
 from untwine.losses import elbo_decomposition
-from untwine.models.base import MLP_TRAIN_DEFAULTS, MODELS, Posterior, VAEBase
+from untwine.models.base import MODELS, Posterior, VAEBase
 
 
 @MODELS.register("betatcvae")
@@ -24,8 +24,6 @@ class BetaTCVAE(VAEBase):
     β-TCVAE settings tried on dSprites within a CPU budget; docs/quality.md has the experiments.
     """
 
-    train_defaults: ClassVar[dict[str, Any]] = MLP_TRAIN_DEFAULTS
-
     def __init__(
         self,
         dataset_size: int,
@@ -33,10 +31,9 @@ class BetaTCVAE(VAEBase):
         beta: float = 6.0,
         gamma: float = 1.0,
         estimator: Literal["mws", "mss"] = "mws",
-        arch: Literal["conv64", "conv64-deep", "mlp"] = "mlp",
         **backbone,
     ) -> None:
-        super().__init__(arch=arch, **backbone)
+        super().__init__(**backbone)
         if dataset_size < 2:
             raise UntwineError(f"model.dataset_size must be at least 2, got {dataset_size}")
         if min(alpha, beta, gamma) < 0:

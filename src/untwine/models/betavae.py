@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
-
 import torch
 
 from untwine.errors import UntwineError
-from untwine.models.base import MLP_TRAIN_DEFAULTS, MODELS, Posterior, VAEBase
+from untwine.models.base import MODELS, Posterior, VAEBase
 from untwine.schedules import Schedule, anneal
 
 
@@ -19,19 +17,16 @@ class BetaVAE(VAEBase):
     on dSprites within half an hour of CPU; docs/quality.md has the experiments.
     """
 
-    train_defaults: ClassVar[dict[str, Any]] = MLP_TRAIN_DEFAULTS
-
     def __init__(
         self,
         beta: float = 16.0,
         beta_schedule: Schedule = "constant",
         beta_period: int = 10_000,
-        arch: Literal["conv64", "conv64-deep", "mlp"] = "mlp",
         **backbone,
     ) -> None:
         """`beta_schedule` warms β up from 0 over `beta_period` steps (`linear`) or in cycles of
         `beta_period` steps (`cyclical`), which keeps high-β runs from collapsing early."""
-        super().__init__(arch=arch, **backbone)
+        super().__init__(**backbone)
         if beta < 0:
             raise UntwineError(f"model.beta must be non-negative, got {beta}")
         if beta_period < 1:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Literal
 
 import torch
 
 from untwine.errors import UntwineError
 from untwine.losses import covariance, dip_penalty
-from untwine.models.base import MLP_TRAIN_DEFAULTS, MODELS, Posterior, VAEBase
+from untwine.models.base import MODELS, Posterior, VAEBase
 
 
 @MODELS.register("dipvae")
@@ -24,17 +24,14 @@ class DIPVAE(VAEBase):
     DIP-VAE settings tried on dSprites within a CPU budget; docs/quality.md has the experiments.
     """
 
-    train_defaults: ClassVar[dict[str, Any]] = MLP_TRAIN_DEFAULTS
-
     def __init__(
         self,
         variant: Literal["i", "ii"] = "ii",
         lambda_od: float = 10.0,
         lambda_d: float | None = None,
-        arch: Literal["conv64", "conv64-deep", "mlp"] = "mlp",
         **backbone,
     ) -> None:
-        super().__init__(arch=arch, **backbone)
+        super().__init__(**backbone)
         if lambda_od < 0 or (lambda_d is not None and lambda_d < 0):
             raise UntwineError("model.lambda_od and model.lambda_d must be non-negative")
         self.variant, self.lambda_od = variant, lambda_od

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from untwine.errors import UntwineError
 from untwine.losses import density_ratio_tc, permute_dims
-from untwine.models.base import MLP_TRAIN_DEFAULTS, MODELS, Posterior, VAEBase
+from untwine.models.base import MODELS, Posterior, VAEBase
 from untwine.nn import LatentDiscriminator
 
 
@@ -26,18 +26,15 @@ class FactorVAE(VAEBase):
     settings tried on dSprites within a CPU budget; docs/quality.md has the experiments.
     """
 
-    train_defaults: ClassVar[dict[str, Any]] = MLP_TRAIN_DEFAULTS
-
     def __init__(
         self,
         gamma: float = 40.0,
         discriminator_lr: float = 1e-4,
         discriminator_hidden: int = 1000,
         discriminator_layers: int = 6,
-        arch: Literal["conv64", "conv64-deep", "mlp"] = "mlp",
         **backbone,
     ) -> None:
-        super().__init__(arch=arch, **backbone)
+        super().__init__(**backbone)
         if gamma < 0 or not discriminator_lr > 0:
             raise UntwineError("model.gamma must be non-negative and discriminator_lr positive")
         if discriminator_hidden < 1 or discriminator_layers < 1:
