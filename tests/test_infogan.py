@@ -131,15 +131,18 @@ def test_each_player_steps_only_its_own_parameters():
     assert any("parametrizations" in name for name, _ in model.named_parameters())
 
 
-def test_each_objective_reaches_every_parameter_of_its_player():
+def test_each_objective_reaches_every_parameter_of_its_player_and_no_other():
     torch.manual_seed(0)
     model = create_model("infogan", observation_shape=(1, 64, 64), categorical=(3,))
     terms = model.loss(torch.rand(8, 1, 64, 64).round(), step=0)
     for key, spec in model.objectives().items():
-        model.zero_grad()
+        model.zero_grad(set_to_none=True)
         terms[key].backward(retain_graph=True)
-        for param in spec["params"]:
-            assert param.grad is not None and param.grad.abs().sum() > 0, key
+        own = {id(param) for param in spec["params"]}
+        for name, param in model.named_parameters():
+            reached = param.grad is not None and param.grad.abs().sum() > 0
+            assert reached == (id(param) in own), (key, name)
+            assert param.requires_grad, name
 
 
 def test_g_normalises_its_batches_and_d_leaks():

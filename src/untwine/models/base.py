@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -38,6 +40,24 @@ class Model(Protocol):
     def check_data(self, x: torch.Tensor) -> None: ...
     def representation(self, x: torch.Tensor) -> torch.Tensor: ...
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor: ...
+
+
+@contextmanager
+def frozen(*modules: nn.Module) -> Iterator[None]:
+    """Record a forward pass without the modules' weights, so its backward skips their grads.
+
+    For a player's loss that goes through the other player (G's through D, a VAE's TC through
+    its discriminator): only the input's gradient is needed, and the weights' would be thrown
+    away by the other player's optimiser anyway.
+    """
+    weights = [p for module in modules for p in module.parameters() if p.requires_grad]
+    for weight in weights:
+        weight.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for weight in weights:
+            weight.requires_grad_(True)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from untwine.errors import UntwineError
 from untwine.losses import density_ratio_tc, permute_dims
-from untwine.models.base import MODELS, Posterior, VAEBase
+from untwine.models.base import MODELS, Posterior, VAEBase, frozen
 from untwine.nn import LatentDiscriminator
 
 
@@ -47,7 +47,8 @@ class FactorVAE(VAEBase):
     def regularizer(
         self, posterior: Posterior, step: int
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        tc = density_ratio_tc(self.discriminator(posterior.z))
+        with frozen(self.discriminator):  # the VAE's gradient passes through D, not into it
+            tc = density_ratio_tc(self.discriminator(posterior.z))
         z = posterior.z.detach()
         logits = self.discriminator(torch.cat([z, permute_dims(z)]))  # (2B, 2)
         labels = torch.cat([torch.zeros(len(z)), torch.ones(len(z))]).long().to(z.device)

@@ -17,7 +17,7 @@ from torch import nn
 
 from untwine.errors import UntwineError
 from untwine.losses import gaussian_code_nll, gradient_penalty
-from untwine.models.base import MODELS
+from untwine.models.base import MODELS, frozen
 from untwine.nn import build_backbone
 
 FEATURES = 256  # width of the shared D/Q body's output
@@ -147,10 +147,11 @@ class InfoGAN(nn.Module):
         noise, cat, cont = self.sample_inputs(len(x))
         fake = self.generate(noise, cat, cont)
         d_real = self.d_head(self.body(x)).squeeze(1)
-        # G's view: gradients reach G through D and Q (only G's parameters are stepped)
-        features = self.body(fake)
-        d_fake_g = self.d_head(features).squeeze(1)
-        info_cat_g, info_cont_g = self.information_loss(features, cat, cont)
+        # G's view: gradients reach G through D and Q, not into them
+        with frozen(self.body, self.d_head, self.q_head):
+            features = self.body(fake)
+            d_fake_g = self.d_head(features).squeeze(1)
+            info_cat_g, info_cont_g = self.information_loss(features, cat, cont)
         # D/Q's view: the same images, detached from G
         features = self.body(fake.detach())
         d_fake = self.d_head(features).squeeze(1)
