@@ -1,8 +1,9 @@
 """Every registered model on the same budget: images/s, final reconstruction and KL, and MIG.
 
 Prints one JSON object with a row per model. All models share the data (procedural dSprites),
-backbone, batch size, learning rate, seed and step count, so their rows compare directly; the
-plain VAE's throughput is the baseline for the `speed_vs_vae` ratio.
+backbone (`--arch`; InfoGAN's D is that encoder, its G that decoder), batch size, learning
+rate, seed and step count, so their rows compare directly; the plain VAE's throughput is the
+baseline for the `speed_vs_vae` ratio.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ import untwine
 from untwine.config import apply_overrides, resolve_config
 from untwine.evaluate import evaluate
 from untwine.models import MODELS
+from untwine.nn import ARCHITECTURES
 from untwine.runs import read_log
 
 
-def run(name: str, steps: int, batch_size: int, lr: float, samples: int) -> dict:
+def run(name: str, arch: str, steps: int, batch_size: int, lr: float, samples: int) -> dict:
     """Train one model in a temporary run directory and summarise it."""
     overrides = [
         f"model.name={name}",
+        f"model.arch={arch}",
         f"train.steps={steps}",
         f"train.batch_size={batch_size}",
         f"train.lr={lr}",
@@ -48,16 +51,16 @@ def run(name: str, steps: int, batch_size: int, lr: float, samples: int) -> dict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--arch", default="mlp", choices=ARCHITECTURES)
     parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--samples", type=int, default=2000, help="MIG points")
     parser.add_argument("--models", default=",".join(MODELS.names()))
     args = parser.parse_args()
-    run("vae", 5, args.batch_size, args.lr, 100)  # warm-up: sprites, kernels, allocator
-    rows = [
-        run(n, args.steps, args.batch_size, args.lr, args.samples) for n in args.models.split(",")
-    ]
+    shared = (args.arch, args.steps, args.batch_size, args.lr, args.samples)
+    run("vae", args.arch, 5, args.batch_size, args.lr, 100)  # warm-up: sprites, kernels, allocator
+    rows = [run(name, *shared) for name in args.models.split(",")]
     vae = next((r for r in rows if r["model"] == "vae"), rows[0])
     for row in rows:
         row["speed_vs_vae"] = round(row["images_per_s"] / vae["images_per_s"], 3)

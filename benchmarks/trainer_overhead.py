@@ -20,6 +20,8 @@ from untwine.data import load_dataset
 from untwine.models import create_model
 from untwine.train import sample_batch
 
+LR = 1e-3  # both loops' Adam rate
+
 
 def bare_loop(steps: int, batch_size: int, seed: int) -> float:
     """The same work written as a plain loop: sample, forward, backward, Adam step. Seconds."""
@@ -27,7 +29,7 @@ def bare_loop(steps: int, batch_size: int, seed: int) -> float:
     dataset = load_dataset("dsprites")
     torch.manual_seed(seed)
     model = create_model("betavae", observation_shape=dataset.observation_shape)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
     generator = torch.Generator().manual_seed(seed)
     torch.set_flush_denormal(True)  # as untwine.train does, so only the loop itself differs
     for step in range(steps):
@@ -44,6 +46,7 @@ def untwine_train(steps: int, batch_size: int, seed: int) -> float:
     overrides = [
         f"train.steps={steps}",
         f"train.batch_size={batch_size}",
+        f"train.lr={LR}",
         f"train.seed={seed}",
         "train.device=cpu",
     ]
