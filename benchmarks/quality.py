@@ -216,7 +216,13 @@ def main() -> None:
         runs.atomic_write(results, text.encode())
         runs.atomic_write(out / "results.md", markdown(rows).encode())
 
-    run_all(pending, args, record)
+    try:
+        run_all(pending, args, record)
+    except KeyboardInterrupt:  # Ctrl-C: each run has saved its step
+        raise SystemExit(
+            f"interrupted: {len(rows)} finished rows are in {results}; the same command resumes "
+            "the rest from their checkpoints"
+        ) from None
     print(json.dumps({"benchmark": "quality", **vars(args), "rows": rows}, indent=2))
 
 

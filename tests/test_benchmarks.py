@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -106,6 +107,24 @@ def test_killing_parallel_quality_stops_its_workers_and_keeps_their_steps(tmp_pa
         time.sleep(0.5)
     for log in logs:
         assert runs.trained_steps(log.parent) >= 500  # saved at its step, past the first log
+
+
+def test_ctrl_c_on_parallel_quality_says_how_to_resume_and_keeps_the_steps(tmp_path):
+    args = ["--models", "vae", "--seeds", "0,1", "--images", "80000", "--batch-size", "8"]
+    args += ["--samples", "100", "--metrics", "mig", "--jobs", "2", "--out", str(tmp_path)]
+    command = [sys.executable, str(SCRIPT), *args]
+    benchmark = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    logs = [tmp_path / "runs" / f"vae-s{seed}" / "log.jsonl" for seed in (0, 1)]
+    deadline = time.monotonic() + 300
+    while not all(log.exists() and log.stat().st_size for log in logs):
+        assert time.monotonic() < deadline and benchmark.poll() is None
+        time.sleep(0.5)
+    os.killpg(benchmark.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends
+    _, stderr = benchmark.communicate(timeout=120)
+    assert benchmark.returncode != 0 and "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("interrupted: 0 finished rows are in ")
+    for log in logs:
+        assert runs.trained_steps(log.parent) >= 500
 
 
 def _load(script):
