@@ -88,16 +88,22 @@ def _alive(pid: int) -> bool:
     return status.exists() and "\nState:\tZ" not in status.read_text()
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
-def test_killing_parallel_quality_stops_its_workers_and_keeps_their_steps(tmp_path):
+def _parallel_quality_under_way(out: Path, **popen) -> tuple[subprocess.Popen, list[Path]]:
+    """Two seeds training side by side, each past its first log line; and their logs."""
     args = ["--models", "vae", "--seeds", "0,1", "--images", "80000", "--batch-size", "8"]
-    args += ["--samples", "100", "--metrics", "mig", "--jobs", "2", "--out", str(tmp_path)]
-    parent = subprocess.Popen([sys.executable, str(SCRIPT), *args])
-    logs = [tmp_path / "runs" / f"vae-s{seed}" / "log.jsonl" for seed in (0, 1)]
+    args += ["--samples", "100", "--metrics", "mig", "--jobs", "2", "--out", str(out)]
+    benchmark = subprocess.Popen([sys.executable, str(SCRIPT), *args], **popen)
+    logs = [out / "runs" / f"vae-s{seed}" / "log.jsonl" for seed in (0, 1)]
     deadline = time.monotonic() + 300
     while not all(log.exists() and log.stat().st_size for log in logs):
-        assert time.monotonic() < deadline and parent.poll() is None
+        assert time.monotonic() < deadline and benchmark.poll() is None
         time.sleep(0.5)
+    return benchmark, logs
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
+def test_killing_parallel_quality_stops_its_workers_and_keeps_their_steps(tmp_path):
+    parent, logs = _parallel_quality_under_way(tmp_path)
     children = Path(f"/proc/{parent.pid}/task/{parent.pid}/children").read_text().split()
     parent.terminate()
     parent.wait()
@@ -110,15 +116,9 @@ def test_killing_parallel_quality_stops_its_workers_and_keeps_their_steps(tmp_pa
 
 
 def test_ctrl_c_on_parallel_quality_says_how_to_resume_and_keeps_the_steps(tmp_path):
-    args = ["--models", "vae", "--seeds", "0,1", "--images", "80000", "--batch-size", "8"]
-    args += ["--samples", "100", "--metrics", "mig", "--jobs", "2", "--out", str(tmp_path)]
-    command = [sys.executable, str(SCRIPT), *args]
-    benchmark = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    logs = [tmp_path / "runs" / f"vae-s{seed}" / "log.jsonl" for seed in (0, 1)]
-    deadline = time.monotonic() + 300
-    while not all(log.exists() and log.stat().st_size for log in logs):
-        assert time.monotonic() < deadline and benchmark.poll() is None
-        time.sleep(0.5)
+    benchmark, logs = _parallel_quality_under_way(
+        tmp_path, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     os.killpg(benchmark.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends
     _, stderr = benchmark.communicate(timeout=120)
     assert benchmark.returncode != 0 and "Traceback" not in stderr
