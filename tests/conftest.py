@@ -16,6 +16,9 @@ SESSION_DATA_ROOT = tempfile.mkdtemp(prefix="untwine-test-data-")
 os.environ["UNTWINE_DATA"] = SESSION_DATA_ROOT
 
 from untwine.config import apply_overrides, resolve_config  # noqa: E402
+from untwine.models import MODELS, VAEBase  # noqa: E402
+
+VAES = [name for name in MODELS.names() if issubclass(MODELS.get(name), VAEBase)]
 
 
 def tiny_config(**overrides):

@@ -7,6 +7,8 @@ import pytest
 from untwine.config import apply_overrides, read_yaml, resolve_config, write_yaml
 from untwine.errors import UntwineError
 
+from .conftest import VAES
+
 
 def test_an_empty_config_resolves_to_complete_defaults():
     config = resolve_config({}).to_dict()
@@ -77,9 +79,7 @@ def test_unreadable_or_invalid_yaml_is_a_user_error(tmp_path):
         read_yaml(tmp_path / "list.yaml")
 
 
-@pytest.mark.parametrize(
-    "name", ["vae", "betavae", "annealedvae", "betatcvae", "factorvae", "dipvae", "infovae"]
-)
+@pytest.mark.parametrize("name", VAES)
 def test_vaes_default_to_the_measured_backbone_and_the_user_still_wins(name):
     chosen = resolve_config({"model": {"name": name}})
     assert (chosen.model.options["arch"], chosen.train.batch_size, chosen.train.lr) == (

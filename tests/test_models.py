@@ -10,10 +10,11 @@ from safetensors.torch import load_file, save_file
 from untwine.data import load_dataset, to_tensor
 from untwine.errors import UntwineError
 from untwine.losses import elbo_decomposition, kl_normal, reconstruction
-from untwine.models import MODELS, Posterior, VAEBase, create_model
+from untwine.models import MODELS, Posterior, create_model
+
+from .conftest import VAES
 
 SHAPE = (1, 64, 64)
-VAES = [name for name in MODELS.names() if issubclass(MODELS.get(name), VAEBase)]
 
 
 def make(name, **options):
