@@ -68,6 +68,24 @@ def test_progress_bar_shows_step_loss_terms_and_speed(tmp_path):
     assert "images_per_s=" in result.stderr
 
 
+def test_a_schedule_that_outlasts_training_is_one_warning_line_and_the_run_goes_on(tmp_path):
+    result = run_cli(
+        "train",
+        "--model",
+        "annealedvae",
+        "--out",
+        str(tmp_path / "r"),
+        *TINY,
+        "model.capacity_steps=12",
+    )
+    warnings = [line for line in result.stderr.splitlines() if "capacity_steps" in line]
+    assert warnings == [
+        "warning: model.capacity_steps=12 outlasts train.steps=6: the capacity reaches 12.5 of "
+        "25 nats; set model.capacity_steps to about a third of train.steps (the study's ratio)"
+    ]
+    assert "Traceback" not in result.stderr and runs.read_log(tmp_path / "r")[-1]["step"] == 6
+
+
 def test_models_and_datasets_are_listed():
     models = run_cli("models").stdout
     assert "betavae:" in models and "vae:" in models and "beta = 16.0" in models

@@ -7,6 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from untwine.config import TrainConfig
 from untwine.data import load_dataset, to_tensor
 from untwine.errors import UntwineError
 from untwine.losses import elbo_decomposition, kl_normal, reconstruction
@@ -209,6 +210,15 @@ def test_annealedvae_pulls_kl_towards_a_linearly_rising_capacity(batch):
     kl = posterior.kl_per_dim.sum()
     torch.testing.assert_close(penalty, 100.0 * (kl - 10.0).abs())
     assert terms["capacity"].item() == 10.0
+    assert model.schedule_shortfall(1000) is None
+    assert model.schedule_shortfall(250).startswith(
+        "model.capacity_steps=1000 outlasts train.steps=250: the capacity reaches 5 of 20 nats;"
+    )
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_every_models_defaults_finish_their_schedules_within_the_default_training(name):
+    assert make(name).schedule_shortfall(TrainConfig().steps) is None
 
 
 @pytest.mark.parametrize("likelihood", ["gaussian", "laplace"])

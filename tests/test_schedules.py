@@ -31,3 +31,24 @@ def test_betavae_weighs_kl_by_the_scheduled_beta(schedule, expected):
     penalty, terms = model.regularizer(posterior, step=500)
     assert penalty.item() == pytest.approx(expected * 2.0)
     assert terms["beta"].item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "steps", "shortfall"),
+    [
+        ("constant", 10, None),
+        ("linear", 1000, None),
+        ("linear", 250, "the linear schedule takes β to 1.5 of 6;"),
+        ("cyclical", 500, None),  # the first cycle's ramp (half of 1,000 steps) is done
+        ("cyclical", 250, "the cyclical schedule takes β to 3 of 6;"),
+    ],
+)
+def test_betavae_says_when_its_warm_up_would_outlast_training(schedule, steps, shortfall):
+    model = create_model(
+        "betavae", observation_shape=(4,), beta=6.0, beta_schedule=schedule, beta_period=1000
+    )
+    said = model.schedule_shortfall(steps)
+    if shortfall is None:
+        assert said is None
+    else:
+        assert said.startswith(f"model.beta_period=1000 outlasts train.steps={steps}: {shortfall}")

@@ -33,6 +33,22 @@ class BetaVAE(VAEBase):
             raise UntwineError(f"model.beta_period must be at least 1, got {beta_period}")
         self.beta, self.beta_schedule, self.beta_period = beta, beta_schedule, beta_period
 
+    def schedule_shortfall(self, steps: int) -> str | None:
+        """Says so when a warm-up would not bring β to its full value within `steps`."""
+        # a linear warm-up ends, and a cyclical one peaks at least once, within one period
+        peak = (
+            self.beta
+            if steps >= self.beta_period
+            else anneal(self.beta_schedule, steps, self.beta, self.beta_period)
+        )
+        if peak >= self.beta:
+            return None
+        return (
+            f"model.beta_period={self.beta_period} outlasts train.steps={steps}: the "
+            f"{self.beta_schedule} schedule takes β to {peak:.3g} of {self.beta:g}; set "
+            "model.beta_period to at most train.steps"
+        )
+
     def regularizer(
         self, posterior: Posterior, step: int
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -214,6 +214,10 @@ class InfoGAN(nn.Module):
                 f"[{x.min().item():.3g}, {x.max().item():.3g}]; use model.output=linear"
             )
 
+    def schedule_shortfall(self, steps: int) -> str | None:
+        """None: InfoGAN's loss weights are constant."""
+        return None
+
     @torch.no_grad()
     def representation(self, x: torch.Tensor) -> torch.Tensor:
         """Q's continuous-code means, then each categorical code's argmax: (B, latent_dim)."""

@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +19,7 @@ from tqdm.auto import tqdm
 from untwine import runs
 from untwine.config import RunConfig
 from untwine.data import Dataset, load_dataset, to_tensor
-from untwine.errors import UntwineError
+from untwine.errors import UntwineError, UntwineWarning
 from untwine.evaluate import evaluate
 from untwine.models import MODELS, Model, create_model
 from untwine.train import checkpoint
@@ -120,6 +121,9 @@ def train(
     if start == config.train.steps:
         return run_dir
     runs.truncate_log(run_dir, start)
+    shortfall = model.schedule_shortfall(config.train.steps)
+    if shortfall:
+        warnings.warn(shortfall, UntwineWarning, stacklevel=2)
 
     cfg = config.train
     bar = tqdm(
