@@ -133,6 +133,7 @@ def _mean_std(values: list[float]) -> str:
 def _start_worker(threads: int, parent: int) -> None:
     """Train on a share of the cores, and stop (checkpointing) if the benchmark itself dies."""
     torch.set_num_threads(threads)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # between runs; `_work` listens during one
 
     def watch_parent() -> None:
         while os.getppid() == parent:
@@ -142,6 +143,24 @@ def _start_worker(threads: int, parent: int) -> None:
         os._exit(1)
 
     threading.Thread(target=watch_parent, daemon=True).start()
+
+
+_stopping = False  # in a worker: a Ctrl-C has stopped one of its runs
+
+
+def _work(name: str, seed: int, args: argparse.Namespace) -> dict:
+    """`train_and_score` in a worker: Ctrl-C stops it, its step saved, and it starts no more."""
+    global _stopping
+    if _stopping:
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return train_and_score(name, seed, args)
+    except KeyboardInterrupt:
+        _stopping = True
+        raise
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run_all(pending: list[tuple[str, int]], args: argparse.Namespace, done) -> None:
@@ -157,9 +176,14 @@ def run_all(pending: list[tuple[str, int]], args: argparse.Namespace, done) -> N
         initializer=_start_worker,
         initargs=(threads, os.getpid()),
     ) as pool:
-        futures = [pool.submit(train_and_score, name, seed, args) for name, seed in pending]
-        for future in as_completed(futures):
-            done(future.result())
+        futures = [pool.submit(_work, name, seed, args) for name, seed in pending]
+        try:
+            for future in as_completed(futures):
+                done(future.result())
+        except KeyboardInterrupt:  # a terminal's Ctrl-C, or a SIGINT sent to this process alone
+            for worker in multiprocessing.active_children():
+                os.kill(worker.pid, signal.SIGINT)
+            raise
 
 
 def main() -> None:

@@ -3,6 +3,7 @@ the rotation-preference and position-angle calculations against hand values."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -89,8 +90,9 @@ def _alive(pid: int) -> bool:
 
 
 def _parallel_quality_under_way(out: Path, **popen) -> tuple[subprocess.Popen, list[Path]]:
-    """Two seeds training side by side, each past its first log line; and their logs."""
-    args = ["--models", "vae", "--seeds", "0,1", "--images", "80000", "--batch-size", "8"]
+    """Two seeds training side by side, each past its first log line, a third waiting its turn;
+    and the first two's logs."""
+    args = ["--models", "vae", "--seeds", "0,1,2", "--images", "80000", "--batch-size", "8"]
     args += ["--samples", "100", "--metrics", "mig", "--jobs", "2", "--out", str(out)]
     benchmark = subprocess.Popen([sys.executable, str(SCRIPT), *args], **popen)
     logs = [out / "runs" / f"vae-s{seed}" / "log.jsonl" for seed in (0, 1)]
@@ -115,16 +117,24 @@ def test_killing_parallel_quality_stops_its_workers_and_keeps_their_steps(tmp_pa
         assert runs.trained_steps(log.parent) >= 500  # saved at its step, past the first log
 
 
-def test_ctrl_c_on_parallel_quality_says_how_to_resume_and_keeps_the_steps(tmp_path):
+@pytest.mark.parametrize("send", [os.killpg, os.kill], ids=["terminal", "parent-alone"])
+def test_ctrl_c_on_parallel_quality_says_how_to_resume_keeps_the_steps_starts_no_more(
+    tmp_path, send
+):
     benchmark, logs = _parallel_quality_under_way(
         tmp_path, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
-    os.killpg(benchmark.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends
-    _, stderr = benchmark.communicate(timeout=120)
+    try:
+        send(benchmark.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the process group
+        _, stderr = benchmark.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # after a timeout, leave no training behind
+            os.killpg(benchmark.pid, signal.SIGKILL)
     assert benchmark.returncode != 0 and "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1].startswith("interrupted: 0 finished rows are in ")
     for log in logs:
         assert runs.trained_steps(log.parent) >= 500
+    assert not (tmp_path / "runs" / "vae-s2").exists()  # the queued run never started
 
 
 def _load(script):
