@@ -125,7 +125,7 @@ def test_ctrl_c_on_parallel_quality_says_how_to_resume_keeps_the_steps_starts_no
         tmp_path, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
     try:
-        send(benchmark.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the process group
+        send(benchmark.pid, signal.SIGINT)  # killpg: as a terminal's Ctrl-C; kill: to it alone
         _, stderr = benchmark.communicate(timeout=120)
     finally:
         with contextlib.suppress(ProcessLookupError):  # after a timeout, leave no training behind

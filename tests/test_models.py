@@ -210,6 +210,10 @@ def test_annealedvae_pulls_kl_towards_a_linearly_rising_capacity(batch):
     kl = posterior.kl_per_dim.sum()
     torch.testing.assert_close(penalty, 100.0 * (kl - 10.0).abs())
     assert terms["capacity"].item() == 10.0
+
+
+def test_annealedvae_says_when_its_ramp_would_outlast_training():
+    model = make("annealedvae", latent_dim=4, capacity_max=20.0, capacity_steps=1000)
     assert model.schedule_shortfall(1000) is None
     assert model.schedule_shortfall(250).startswith(
         "model.capacity_steps=1000 outlasts train.steps=250: the capacity reaches 5 of 20 nats;"
