@@ -21,6 +21,16 @@ from untwine.models import MODELS, VAEBase  # noqa: E402
 VAES = [name for name in MODELS.names() if issubclass(MODELS.get(name), VAEBase)]
 
 
+def assert_gradient_reaches_only(model, params, label) -> None:
+    """After a backward: each of `params` got a non-zero gradient, no other parameter did, and
+    every parameter still requires grad (nothing was left frozen)."""
+    own = {id(param) for param in params}
+    for name, param in model.named_parameters():
+        reached = param.grad is not None and param.grad.abs().sum() > 0
+        assert reached == (id(param) in own), (label, name)
+        assert param.requires_grad, name
+
+
 def tiny_config(**overrides):
     """A run small enough for a test: few steps, small batches, frequent logs and checkpoints."""
     base = {

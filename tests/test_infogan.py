@@ -19,7 +19,7 @@ from untwine.losses import gaussian_code_nll, gradient_penalty
 from untwine.models import create_model
 from untwine.train.trainer import TrainingDiverged, _stop_if_not_finite
 
-from .conftest import run_cli
+from .conftest import assert_gradient_reaches_only, run_cli
 
 
 def _toy(**options):
@@ -138,11 +138,7 @@ def test_each_objective_reaches_every_parameter_of_its_player_and_no_other():
     for key, spec in model.objectives().items():
         model.zero_grad(set_to_none=True)
         terms[key].backward(retain_graph=True)
-        own = {id(param) for param in spec["params"]}
-        for name, param in model.named_parameters():
-            reached = param.grad is not None and param.grad.abs().sum() > 0
-            assert reached == (id(param) in own), (key, name)
-            assert param.requires_grad, name
+        assert_gradient_reaches_only(model, spec["params"], key)
 
 
 def test_g_normalises_its_batches_and_d_leaks():
