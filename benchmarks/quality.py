@@ -12,13 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
-import os
-import signal
 import statistics
-import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import torch
@@ -30,6 +25,7 @@ from untwine.errors import UntwineError
 from untwine.evaluate import evaluate
 from untwine.metrics import POSTERIOR_METRICS, parse_metrics
 from untwine.models import MODELS, VAEBase
+from untwine.sweep.pool import run_in_pool
 
 METRICS = "mig,mig_chen,dci,factor_vae,beta_vae"
 COLUMNS = ("mig", "mig_chen", "dci.disentanglement", "factor_vae", "beta_vae", "reconstruction")
@@ -130,62 +126,6 @@ def _mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
-def _start_worker(threads: int, parent: int) -> None:
-    """Train on a share of the cores, and stop (checkpointing) if the benchmark itself dies."""
-    torch.set_num_threads(threads)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # between runs; `_work` listens during one
-
-    def watch_parent() -> None:
-        while os.getppid() == parent:
-            time.sleep(1)
-        os.kill(os.getpid(), signal.SIGINT)  # the trainer saves its step, then stops
-        time.sleep(10)  # its report to the dead parent blocks: leave once the step is saved
-        os._exit(1)
-
-    threading.Thread(target=watch_parent, daemon=True).start()
-
-
-_stopping = False  # in a worker: a Ctrl-C has stopped one of its runs
-
-
-def _work(name: str, seed: int, args: argparse.Namespace) -> dict:
-    """`train_and_score` in a worker: Ctrl-C stops it, its step saved, and it starts no more."""
-    global _stopping
-    if _stopping:
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        return train_and_score(name, seed, args)
-    except KeyboardInterrupt:
-        _stopping = True
-        raise
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def run_all(pending: list[tuple[str, int]], args: argparse.Namespace, done) -> None:
-    """Train and score each (model, seed), `args.jobs` at a time; `done(row)` sees each result."""
-    if args.jobs == 1:
-        for name, seed in pending:
-            done(train_and_score(name, seed, args))
-        return
-    threads = max((os.cpu_count() or 1) // args.jobs, 1)
-    with ProcessPoolExecutor(
-        args.jobs,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_start_worker,
-        initargs=(threads, os.getpid()),
-    ) as pool:
-        futures = [pool.submit(_work, name, seed, args) for name, seed in pending]
-        try:
-            for future in as_completed(futures):
-                done(future.result())
-        except KeyboardInterrupt:  # a terminal's Ctrl-C, or a SIGINT sent to this process alone
-            for worker in multiprocessing.active_children():
-                os.kill(worker.pid, signal.SIGINT)
-            raise
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", default=",".join(MODELS.names()))
@@ -240,8 +180,9 @@ def main() -> None:
         runs.atomic_write(results, text.encode())
         runs.atomic_write(out / "results.md", markdown(rows).encode())
 
+    calls = [(name, seed, args) for name, seed in pending]
     try:
-        run_all(pending, args, record)
+        run_in_pool(train_and_score, calls, args.jobs, record)
     except KeyboardInterrupt:  # Ctrl-C: each run has saved its step
         raise SystemExit(
             f"interrupted: {len(rows)} finished rows are in {results}; the same command resumes "

@@ -1,0 +1,1 @@
+"""Sweeps: many runs trained on this machine N at a time (`pool`)."""
