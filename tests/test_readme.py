@@ -9,6 +9,7 @@ import numpy as np
 import yaml
 
 import untwine
+from untwine.sweep import load_study
 
 from .conftest import run_cli
 
@@ -31,9 +32,19 @@ def test_the_python_examples_run(tmp_path, monkeypatch, capsys):
 
 
 def test_the_yaml_example_is_a_complete_valid_config():
-    (block,) = _blocks("yaml")
+    block, _ = _blocks("yaml")
     config = untwine.resolve_config(yaml.safe_load(block))
     assert config.to_dict() == untwine.resolve_config({}).to_dict()
+
+
+def test_the_study_example_names_the_runs_the_readme_says(tmp_path):
+    _, block = _blocks("yaml")
+    (tmp_path / "betas.yaml").write_text(block)
+    study = load_study(tmp_path / "betas.yaml")
+    names = [run.name for run in study.runs]
+    assert len(names) == 12 and "betavae-beta4-s0" in names and names[-1] == "betatcvae-beta6-s2"
+    assert "[4/12] betavae-beta4-s0: done in" in README and names[3] == "betavae-beta4-s0"
+    assert {run.config.train.steps for run in study.runs} == {5000}
 
 
 def test_the_table_example_runs_on_a_table_with_those_columns(tmp_path):

@@ -335,6 +335,62 @@ def report(run: str, seed: int) -> None:
 
 
 @cli.command()
+@click.argument("study_file", metavar="STUDY.yaml", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(), help="Study directory.  [default: studies/NAME]")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Runs trained at once on this machine, each on its share of the cores.",
+)
+def sweep(study_file: str, out: str | None, workers: int) -> None:
+    """Train and score every run of a study (models x hyperparameters x seeds).
+
+    Results land in the study directory: study.db (every run's status, config and scores),
+    results.csv, results.md (mean ± std over seeds) and runs/NAME. Run the same command again
+    to resume: finished runs are kept, interrupted ones continue from their checkpoints, failed
+    ones are tried again.
+    """
+    from untwine.sweep import load_study, run_study
+
+    study = load_study(study_file)
+    out_dir = Path(out or f"studies/{study.name}")
+    ended = 0
+
+    def show(row: dict[str, Any], left: int) -> None:
+        nonlocal ended
+        ended += 1
+        count = f"[{ended}/{ended + left}]"
+        if row["status"] == "failed":
+            click.echo(f"{count} {row['name']}: failed: {row['error']}", err=True)
+            return
+        scores = [
+            f"{k} {row['metrics'][k]:.3f}" for k in ("mig", "factor_vae") if k in row["metrics"]
+        ]
+        click.echo(f"{count} {row['name']}: done in {row['train_s']:.0f} s  {', '.join(scores)}")
+
+    try:
+        rows = run_study(study, out_dir, workers=workers, progress=True, on_result=show)
+    except KeyboardInterrupt:
+        click.echo(
+            f"\ninterrupted: the finished runs are in {out_dir / 'study.db'}; "
+            "run the same command again to resume the rest",
+            err=True,
+        )
+        sys.exit(130)
+    click.echo(f"results:   {out_dir / 'results.md'} (every score: results.csv)")
+    failed = [row["name"] for row in rows if row["status"] == "failed"]
+    if failed:
+        click.echo(
+            f"error: {len(failed)} of {len(rows)} runs failed ({', '.join(failed)}); their errors "
+            "are in results.md, and the same command tries them again",
+            err=True,
+        )
+        sys.exit(1)
+
+
+@cli.command()
 def models() -> None:
     """List the models and their options with defaults."""
     for name in MODELS:

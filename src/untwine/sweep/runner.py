@@ -1,0 +1,96 @@
+"""Run a study: train and score each of its runs not yet done, recording each as it finishes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from untwine.config import resolve_config
+from untwine.errors import UntwineError
+from untwine.sweep.pool import run_in_pool
+from untwine.sweep.store import ResultStore
+from untwine.sweep.study import Study
+from untwine.sweep.tables import write_tables
+
+STORE = "study.db"
+RUNS = "runs"
+
+
+def run_study(
+    study: Study,
+    out: str | Path,
+    *,
+    workers: int = 1,
+    progress: bool = False,
+    on_result: Callable[[dict[str, Any], int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Train and score every run of `study` under `out`, `workers` at a time; returns each row.
+
+    Finished runs are never redone; a run cut short resumes from its checkpoint; failed runs
+    are tried again. `out/study.db` holds the rows, `out/results.csv` and `out/results.md` the
+    tables (rewritten after each run), `out/runs/NAME` each run. `on_result(row, left)` sees
+    each run as it ends, and how many are left to end.
+    """
+    if workers < 1:
+        raise UntwineError(f"workers must be at least 1, got {workers}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UntwineError(f"output path {out} is a file; give a directory for the study")
+    out.mkdir(parents=True, exist_ok=True)
+    store = ResultStore(out / STORE)
+    try:
+        store.add(study.runs)
+        names = [run.name for run in study.runs]
+        todo = [run for run in study.runs if store.status(run.name) != "done"]
+        left = {run.name for run in todo}
+
+        def record(row: dict[str, Any]) -> None:
+            if row["status"] == "done":
+                store.finish(row["name"], row["metrics"], row["train_s"])
+            else:
+                store.fail(row["name"], row["error"])
+            write_tables(study, store.rows(names), out)
+            left.remove(row["name"])
+            if on_result:
+                on_result(row, len(left))
+
+        calls = [
+            (
+                run.config.to_dict(),
+                str(out / RUNS / run.name),
+                study.metrics,
+                study.samples,
+                progress and workers == 1,
+            )
+            for run in todo
+        ]
+        write_tables(study, store.rows(names), out)
+        run_in_pool(train_and_score, calls, min(workers, max(len(calls), 1)), record)
+        return store.rows(names)
+    finally:
+        store.close()
+
+
+def train_and_score(
+    config: dict[str, Any], run_dir: str, metrics: str | None, samples: int, progress: bool
+) -> dict[str, Any]:
+    """Train one run (resuming it if cut short) and score it; a failure becomes the row's error."""
+    from untwine.evaluate import evaluate
+    from untwine.train import resolve_device, train
+
+    name = Path(run_dir).name
+    started = time.perf_counter()
+    try:
+        run_config = resolve_config(config)
+        train(run_config, run_dir, progress=progress)
+        train_s = round(time.perf_counter() - started, 1)
+        device = str(resolve_device(run_config.train.device))
+        scores = {}
+        if metrics:
+            scores = evaluate(run_dir, metrics=metrics, samples=samples, device=device)
+    except Exception as error:  # one failed run must not stop the study: it is recorded
+        text = str(error) if isinstance(error, UntwineError) else f"{type(error).__name__}: {error}"
+        return {"name": name, "status": "failed", "error": text.splitlines()[0]}
+    return {"name": name, "status": "done", "metrics": scores, "train_s": train_s}

@@ -1,0 +1,135 @@
+"""The results store: one SQLite file in the study directory, a row per run.
+
+Each row holds the run's config (and its hash), its status (`pending`, `done`, `failed`), its
+scores and its error. Every change is committed at once, so a killed sweep loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from untwine.errors import UntwineError
+from untwine.sweep.study import StudyRun
+from untwine.train.trainer import RESUMABLE_CHANGES
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    name TEXT PRIMARY KEY,
+    config_hash TEXT NOT NULL,
+    config TEXT NOT NULL,
+    status TEXT NOT NULL,
+    metrics TEXT,
+    error TEXT,
+    train_s REAL,
+    updated REAL NOT NULL
+)
+"""
+
+
+class ResultStore:
+    """The runs of one study directory, as rows of `study.db`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._db = sqlite3.connect(self.path, isolation_level=None)  # autocommit
+        self._db.row_factory = sqlite3.Row
+        self._db.execute(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def add(self, runs: list[StudyRun]) -> None:
+        """Add new runs as pending; a run whose `train.steps` grew is pending again.
+
+        Any other change to a stored run's config is refused: its directory holds what the old
+        config trained.
+        """
+        for run in runs:
+            new = json.loads(json.dumps(run.config.to_dict()))  # tuples as the store has them
+            row = self._row(run.name)
+            if row is None:
+                self._write(run.name, run, "pending")
+                continue
+            old = json.loads(row["config"])
+            changed = _changed_key(old, new)
+            if changed:
+                raise UntwineError(
+                    f"{self.path.parent}: run {run.name} trained with {changed}; a study's runs "
+                    "keep their settings (only train.steps may grow): use another --out"
+                )
+            if new["train"]["steps"] < old["train"]["steps"]:
+                raise UntwineError(
+                    f"{self.path.parent}: run {run.name} trained to train.steps="
+                    f"{old['train']['steps']}, more than the study's {new['train']['steps']}"
+                )
+            grew = new["train"]["steps"] > old["train"]["steps"]
+            status = "pending" if grew or row["status"] != "done" else "done"
+            self._write(run.name, run, status, keep=status == "done")
+
+    def status(self, name: str) -> str | None:
+        row = self._row(name)
+        return row["status"] if row else None
+
+    def finish(self, name: str, metrics: dict[str, Any], train_s: float) -> None:
+        self._db.execute(
+            "UPDATE runs SET status='done', metrics=?, error=NULL, train_s=?, updated=? "
+            "WHERE name=?",
+            (json.dumps(metrics), train_s, time.time(), name),
+        )
+
+    def fail(self, name: str, error: str) -> None:
+        self._db.execute(
+            "UPDATE runs SET status='failed', error=?, updated=? WHERE name=?",
+            (error, time.time(), name),
+        )
+
+    def rows(self, names: list[str]) -> list[dict[str, Any]]:
+        """The rows of `names`, in that order: name, status, metrics (a dict), error, train_s."""
+        found = []
+        for name in names:
+            row = self._row(name)
+            if row is not None:
+                found.append(
+                    {
+                        "name": name,
+                        "status": row["status"],
+                        "metrics": json.loads(row["metrics"]) if row["metrics"] else {},
+                        "error": row["error"],
+                        "train_s": row["train_s"],
+                    }
+                )
+        return found
+
+    def _row(self, name: str) -> sqlite3.Row | None:
+        return self._db.execute("SELECT * FROM runs WHERE name=?", (name,)).fetchone()
+
+    def _write(self, name: str, run: StudyRun, status: str, keep: bool = False) -> None:
+        """Insert or replace a run's config and status; `keep` keeps its scores."""
+        config = json.dumps(run.config.to_dict(), sort_keys=True)
+        if keep:
+            self._db.execute(
+                "UPDATE runs SET config_hash=?, config=?, status=? WHERE name=?",
+                (run.config_hash, config, status, name),
+            )
+            return
+        self._db.execute(
+            "INSERT OR REPLACE INTO runs (name, config_hash, config, status, updated) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (name, run.config_hash, config, status, time.time()),
+        )
+
+
+def _changed_key(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """The first setting that differs, as `model.beta=4 (now 16)`; resumable ones aside."""
+    for section in ("data", "model", "train"):
+        for key in sorted(set(old[section]) | set(new[section])):
+            if section == "train" and key in RESUMABLE_CHANGES:
+                continue
+            if old[section].get(key) != new[section].get(key):
+                was, now = old[section].get(key), new[section].get(key)
+                return f"{section}.{key}={was!r} (the study now says {now!r})"
+    return None

@@ -1,0 +1,211 @@
+"""A study file: one YAML mapping that expands to runs (arms x swept values x seeds).
+
+    name: betas               # optional; default: the file's name
+    base:                     # a run config shared by every run (data, model, train)
+      train: {steps: 5000}
+    grid:                     # one mapping per arm; a list sweeps a key, a scalar fixes it
+      - {model.name: betavae, model.beta: [1, 4, 16]}
+      - {model.name: betatcvae, model.beta: 6}
+    seeds: [0, 1, 2]          # default [0]
+    evaluate:                 # default: `untwine evaluate`'s (all, 10000); false: no scores
+      {metrics: "mig,dci", samples: 10000}
+
+An option whose value is itself a list (`model.hidden`) is fixed in `base`, or swept as a list
+of lists (`model.hidden: [[512, 256], [1200, 1200]]`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from untwine.config import SECTIONS, RunConfig, read_yaml, resolve_config
+from untwine.data import Dataset, load_dataset
+from untwine.errors import UntwineError
+from untwine.evaluate import metrics_for
+from untwine.metrics import parse_metrics
+from untwine.train.trainer import build
+
+STUDY_KEYS = ("name", "base", "grid", "seeds", "evaluate")
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """One run of a study: its name (its directory and its key in the results), what sets it
+    apart from the others, and its resolved config."""
+
+    name: str
+    swept: dict[str, Any]
+    config: RunConfig
+
+    @property
+    def config_hash(self) -> str:
+        text = json.dumps(self.config.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Study:
+    """The runs of a study file and how each is scored (`metrics` None: not scored)."""
+
+    name: str
+    runs: list[StudyRun]
+    metrics: str | None
+    samples: int
+
+
+def load_study(path: str | Path) -> Study:
+    """Read, validate and expand a study file; every run's config is checked before any trains."""
+    raw = read_yaml(path)
+    unknown = sorted(set(raw) - set(STUDY_KEYS))
+    if unknown:
+        raise UntwineError(
+            f"study {path}: unknown key {unknown[0]!r}; accepted: {', '.join(STUDY_KEYS)}"
+        )
+    name = str(raw.get("name") or Path(path).stem)
+    base = raw.get("base") or {}
+    sections_ok = isinstance(base, dict) and all(isinstance(v, dict | None) for v in base.values())
+    if not sections_ok or set(base) - set(SECTIONS):
+        raise UntwineError(
+            f"study {path}: base must be a run config with sections {', '.join(SECTIONS)}"
+        )
+    metrics, samples = _evaluation(raw.get("evaluate", {}), path)
+    seeds = _seeds(raw.get("seeds", [0]), path)
+    points = [
+        {**point, "train.seed": seed}
+        for arm in _arms(raw.get("grid"), path)
+        for point in _product(arm)
+        for seed in seeds
+    ]
+    swept = _varying_keys(points)
+    datasets: dict[str, Dataset] = {}
+    runs = []
+    for point in points:
+        try:
+            config = resolve_config(_with_settings(base, point))
+            _check_run(config, metrics, datasets)
+        except UntwineError as error:
+            where = " ".join(f"{key}={value}" for key, value in point.items())
+            raise UntwineError(f"study {path}, run {where}: {error}") from None
+        run_name = _run_name(config.model.name, point, swept)
+        runs.append(StudyRun(run_name, {key: point[key] for key in swept if key in point}, config))
+    _refuse_repeats(runs, path)
+    return Study(name, runs, metrics, samples)
+
+
+def _check_run(config: RunConfig, metrics: str | None, datasets: dict[str, Dataset]) -> None:
+    """Build the run's model on its data (each dataset loaded once), so that the model checks
+    its options against the data, and check that the data has what the metrics need."""
+    key = json.dumps(config.data.to_dict(), sort_keys=True)
+    if key not in datasets:
+        datasets[key] = load_dataset(config.data.name, **config.data.options)
+    _, model = build(config, datasets[key])
+    if metrics:
+        metrics_for(datasets[key], metrics, model)
+
+
+def _evaluation(section: Any, path: str | Path) -> tuple[str | None, int]:
+    """(metrics, samples) from the `evaluate` key: `untwine evaluate`'s defaults, or none."""
+    if section is False:
+        return None, 0
+    if not isinstance(section, dict) or set(section) - {"metrics", "samples"}:
+        raise UntwineError(
+            f"study {path}: evaluate must be false or a mapping with metrics and samples"
+        )
+    metrics = str(section.get("metrics", "all"))
+    parse_metrics(metrics)
+    samples = section.get("samples", 10_000)
+    if not isinstance(samples, int) or samples < 10:
+        raise UntwineError(f"study {path}: evaluate.samples must be an integer ≥ 10, got {samples}")
+    return metrics, samples
+
+
+def _arms(grid: Any, path: str | Path) -> list[dict[str, Any]]:
+    """The grid as a list of arms, each a mapping of dotted keys (`model.beta`) to values."""
+    arms = [{}] if grid is None else [grid] if isinstance(grid, dict) else grid
+    if not isinstance(arms, list) or not arms or not all(isinstance(a, dict) for a in arms):
+        raise UntwineError(f"study {path}: grid must be a mapping or a non-empty list of mappings")
+    for arm in arms:
+        for key in arm:
+            section, _, option = str(key).partition(".")
+            if section not in SECTIONS or not option:
+                raise UntwineError(
+                    f"study {path}: grid key {key!r} must look like section.option "
+                    f"(sections: {', '.join(SECTIONS)}), e.g. model.beta"
+                )
+            if key == "train.seed":
+                raise UntwineError(f"study {path}: give seeds with the study's seeds key")
+            if arm[key] == []:
+                raise UntwineError(f"study {path}: grid key {key} sweeps no values")
+    return arms
+
+
+def _product(arm: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every combination of an arm's swept (list) values, its fixed values in each."""
+    values = [value if isinstance(value, list) else [value] for value in arm.values()]
+    return [dict(zip(arm, combination, strict=True)) for combination in itertools.product(*values)]
+
+
+def _seeds(seeds: Any, path: str | Path) -> list[int]:
+    seeds = seeds if isinstance(seeds, list) else [seeds]
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise UntwineError(f"study {path}: seeds must be an integer or a list of integers")
+    return seeds
+
+
+def _varying_keys(points: list[dict[str, Any]]) -> list[str]:
+    """The keys whose value differs between runs (or that only some runs set), in grid order."""
+    keys = list(dict.fromkeys(key for point in points for key in point))
+    return [
+        key
+        for key in keys
+        if len({json.dumps(point.get(key), sort_keys=True) for point in points}) > 1
+    ]
+
+
+def _run_name(model: str, point: dict[str, Any], swept: list[str]) -> str:
+    """`betavae-beta4-s0`: the model, then each swept value but the seed's, then the seed."""
+    parts = [model]
+    for key in swept:
+        if key not in ("model.name", "train.seed") and key in point:
+            parts.append(key.rpartition(".")[2] + _label(point[key]))
+    return "-".join([*parts, f"s{point['train.seed']}"])
+
+
+def _label(value: Any) -> str:
+    """A value as a file-name-safe piece: [512, 256] -> 512x256."""
+    text = "x".join(map(str, value)) if isinstance(value, list) else str(value)
+    return re.sub(r"[^A-Za-z0-9._+=]", "_", text)
+
+
+def _with_settings(base: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
+    """The base config with a run's dotted settings applied."""
+    raw = {key: dict(value or {}) for key, value in base.items()}
+    for key, value in point.items():
+        section, _, option = key.partition(".")
+        raw.setdefault(section, {})[option] = value
+    return raw
+
+
+def _refuse_repeats(runs: list[StudyRun], path: str | Path) -> None:
+    """Two runs may not train the same config (the same work twice) or share a directory."""
+    configs: dict[str, str] = {}
+    names: set[str] = set()
+    for run in runs:
+        if run.config_hash in configs:
+            raise UntwineError(
+                f"study {path}: runs {configs[run.config_hash]} and {run.name} train the same "
+                "config; each point of the grid must differ"
+            )
+        if run.name in names:
+            raise UntwineError(
+                f"study {path}: two runs would share the directory {run.name}; "
+                "sweep options whose last names differ"
+            )
+        configs[run.config_hash] = run.name
+        names.add(run.name)

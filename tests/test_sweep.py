@@ -1,0 +1,224 @@
+"""Sweeps: a study file expands to the runs it names, each trains and is scored once, a rerun
+resumes, and a mistake in the file is one line before anything trains."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import run_cli
+from untwine import runs
+from untwine.errors import UntwineError
+from untwine.sweep import load_study, run_study
+
+TINY = """
+base:
+  model: {latent_dim: 3}
+  train: {steps: 2, batch_size: 4, log_every: 1, device: cpu}
+evaluate: {metrics: mig, samples: 100}
+"""
+
+
+def _study(tmp_path, text: str, name: str = "study.yaml"):
+    path = tmp_path / name
+    path.write_text(TINY + text)
+    return path
+
+
+def test_a_study_expands_to_arms_times_swept_values_times_seeds(tmp_path):
+    path = _study(
+        tmp_path,
+        "grid:\n"
+        "  - {model.name: betavae, model.beta: [1, 16]}\n"
+        "  - {model.name: betatcvae, model.hidden: [[32, 16]]}\n"
+        "seeds: [0, 1]\n",
+    )
+    study = load_study(path)
+    assert study.name == "study" and study.metrics == "mig" and study.samples == 100
+    assert [run.name for run in study.runs] == [
+        "betavae-beta1-s0",
+        "betavae-beta1-s1",
+        "betavae-beta16-s0",
+        "betavae-beta16-s1",
+        "betatcvae-hidden32x16-s0",
+        "betatcvae-hidden32x16-s1",
+    ]
+    first, last = study.runs[0], study.runs[-1]
+    assert first.swept == {"model.name": "betavae", "model.beta": 1, "train.seed": 0}
+    assert first.config.model.options["beta"] == 1.0 and first.config.train.steps == 2
+    assert last.config.model.options["hidden"] == (32, 16) and last.config.train.seed == 1
+    assert last.config.model.options["latent_dim"] == 3  # from base
+    assert "model.beta" not in last.swept  # that arm does not set it
+    assert len({run.config_hash for run in study.runs}) == 6
+
+
+def test_a_study_without_a_grid_is_one_run_per_seed_with_evaluate_defaults(tmp_path):
+    path = tmp_path / "plain.yaml"
+    path.write_text("name: plain\nseeds: 3\n")
+    study = load_study(path)
+    assert [run.name for run in study.runs] == ["betavae-s3"]
+    assert (study.metrics, study.samples) == ("all", 10_000)
+    path.write_text("evaluate: false\n")
+    assert load_study(path).metrics is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("grids: []\n", "unknown key 'grids'; accepted: name, base, grid, seeds, evaluate"),
+        ("grid: {beta: [1, 2]}\n", "grid key 'beta' must look like section.option"),
+        ("grid: {train.seed: [1, 2]}\n", "give seeds with the study's seeds key"),
+        ("grid: []\n", "grid must be a mapping or a non-empty list of mappings"),
+        ("grid: {model.beta: []}\n", "model.beta sweeps no values"),
+        ("seeds: [0, one]\n", "seeds must be an integer or a list of integers"),
+        ("evaluate: {metrics: mig, samples: 5}\n", "evaluate.samples must be an integer ≥ 10"),
+        ("evaluate: {metric: mig}\n", "evaluate must be false or a mapping"),
+        ("grid: {model.beta: [4, 4.0]}\n", "train the same config"),
+        ("base: {trian: {}}\n", "base must be a run config with sections data, model, train"),
+        ("base: {model: betavae}\n", "base must be a run config with sections data, model, train"),
+        (
+            "grid: {model.name: [vae, infogan]}\nevaluate: {metrics: mig_chen}\n",
+            "run model.name=infogan train.seed=0: metric 'mig_chen' reads the posterior q(z|x)",
+        ),
+        (
+            "grid: {model.beta: [4, -1]}\n",
+            "run model.beta=-1 train.seed=0: model.beta must be",
+        ),
+    ],
+)
+def test_a_mistake_in_a_study_is_one_line_before_anything_trains(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(UntwineError) as error:
+        load_study(path)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_sweep_trains_scores_and_tables_each_run_and_a_rerun_redoes_nothing(tmp_path):
+    path = _study(tmp_path, "grid: {model.beta: [1, 4]}\nseeds: [0, 1]\n")
+    out = tmp_path / "out"
+    ended = []
+    rows = run_study(load_study(path), out, on_result=lambda row, left: ended.append(row))
+    assert [row["name"] for row in rows] == [
+        "betavae-beta1-s0",
+        "betavae-beta1-s1",
+        "betavae-beta4-s0",
+        "betavae-beta4-s1",
+    ]
+    assert len(ended) == 4 and all(row["status"] == "done" for row in rows)
+    assert all(0 <= row["metrics"]["mig"] <= 1 for row in rows)
+    assert all(runs.trained_steps(out / "runs" / row["name"]) == 2 for row in rows)
+    table = (out / "results.md").read_text().splitlines()
+    assert table[0] == "# study"
+    assert table[2].startswith("| model.beta | done | mig | active_units |")
+    migs = [row["metrics"]["mig"] for row in rows[:2]]
+    assert table[4].startswith(f"| 1 | 2/2 | {sum(migs) / 2:.3f} ± ")
+    with open(out / "results.csv") as file:
+        lines = list(csv.DictReader(file))
+    assert [line["model.beta"] for line in lines] == ["1", "1", "4", "4"]
+    assert float(lines[3]["mig.position_x"]) == rows[3]["metrics"]["mig.position_x"]
+    with sqlite3.connect(out / "study.db") as db:
+        assert db.execute("SELECT count(*) FROM runs WHERE status='done'").fetchone() == (4,)
+
+    again = []
+    assert run_study(load_study(path), out, on_result=lambda row, left: again.append(row)) == rows
+    assert again == []  # nothing retrained, nothing rescored
+
+
+def test_a_sweep_cut_short_resumes_with_the_runs_it_had_not_finished(tmp_path):
+    path = _study(tmp_path, "grid: {model.beta: [1, 4]}\n")
+
+    def crash_after_the_first(row, left):
+        raise KeyboardInterrupt  # as a kill between two runs
+
+    with pytest.raises(KeyboardInterrupt):
+        run_study(load_study(path), tmp_path / "out", on_result=crash_after_the_first)
+    ended = []
+    rows = run_study(
+        load_study(path), tmp_path / "out", on_result=lambda row, left: ended.append(row)
+    )
+    assert [row["name"] for row in ended] == ["betavae-beta4-s0"]
+    assert [row["status"] for row in rows] == ["done", "done"]
+
+
+def test_a_study_may_lengthen_its_runs_but_not_change_them(tmp_path):
+    path = _study(tmp_path, "grid: {model.beta: [1, 4]}\n")
+    out = tmp_path / "out"
+    run_study(load_study(path), out)
+    path.write_text(TINY.replace("steps: 2", "steps: 3") + "grid: {model.beta: [1, 4]}\n")
+    ended = []
+    run_study(load_study(path), out, on_result=lambda row, left: ended.append(row))
+    assert len(ended) == 2 and runs.trained_steps(out / "runs" / "betavae-beta1-s0") == 3
+    path.write_text(TINY.replace("steps: 2", "steps: 3").replace("4, log", "8, log"))
+    path.write_text(path.read_text() + "grid: {model.beta: [1, 4]}\n")
+    with pytest.raises(UntwineError, match=r"run betavae-beta1-s0 trained with train.batch_size=4"):
+        run_study(load_study(path), out)
+
+
+def test_a_failed_run_is_recorded_the_others_finish_and_the_cli_exits_1(tmp_path):
+    path = _study(
+        tmp_path,
+        "grid:\n  - {model.beta: 1}\n  - {model.beta: 4, train.lr: 1.0e+30}\n",
+    )
+    out = tmp_path / "out"
+    result = run_cli("sweep", str(path), "--out", str(out), check=False)
+    assert result.returncode == 1, result.stderr
+    assert "[1/2] betavae-beta1-s0: done in " in result.stdout
+    failure = "[2/2] betavae-beta4-lr1e+30-s0: failed: TrainingDiverged: training stopped at step 2"
+    assert failure in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: 1 of 2 runs failed")
+    assert "Failed runs:" in (out / "results.md").read_text()
+    again = run_cli("sweep", str(path), "--out", str(out), check=False)
+    assert "[1/1] betavae-beta4-lr1e+30-s0: failed" in again.stderr  # tried again
+
+
+def test_the_cli_sweeps_on_two_workers_and_a_bad_study_exits_2(tmp_path):
+    path = _study(tmp_path, "grid: {model.name: [vae, betavae]}\n")
+    result = run_cli("sweep", str(path), "--workers", "2", cwd=tmp_path)
+    ended = [line.split("] ")[1].split(":")[0] for line in result.stdout.splitlines()[:2]]
+    assert sorted(ended) == ["betavae-s0", "vae-s0"]  # in the order they finished
+    assert "results:   studies/study/results.md" in result.stdout
+    assert (tmp_path / "studies" / "study" / "runs" / "vae-s0" / "model.safetensors").exists()
+    (tmp_path / "bad.yaml").write_text("grid: {model.name: [vae, nosuch]}\n")
+    bad = run_cli("sweep", str(tmp_path / "bad.yaml"), check=False)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert "unknown model 'nosuch'" in bad.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_a_killed_sweep_keeps_its_finished_runs_and_resumes_the_one_cut_short(tmp_path, sig):
+    path = _study(tmp_path, "grid: {model.beta: [1, 4]}\n")
+    slower = path.read_text().replace("steps: 2,", "steps: 200, checkpoint_every: 10,")
+    path.write_text(slower.replace("latent_dim: 3", "latent_dim: 3, hidden: [64]"))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "untwine", "sweep", str(path), "--out", str(out)]
+    sweep = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    second = out / "runs" / "betavae-beta4-s0"
+    deadline = time.monotonic() + 240
+    while not (second / "model.safetensors").exists():  # the first run done, the second going
+        assert sweep.poll() is None and time.monotonic() < deadline, sweep.stderr.read()
+        time.sleep(0.02)
+    os.kill(sweep.pid, sig)
+    _, stderr = sweep.communicate(timeout=60)
+    if sig == signal.SIGINT:
+        assert sweep.returncode == 130 and "Traceback" not in stderr
+        assert (
+            stderr.strip()
+            .splitlines()[-1]
+            .endswith("run the same command again to resume the rest")
+        )
+    cut_at = runs.trained_steps(second)
+    assert 10 <= cut_at < 200, "the kill came too late to test a resume"
+
+    again = run_cli("sweep", str(path), "--out", str(out))
+    assert again.stdout.splitlines()[0].startswith("[1/1] betavae-beta4-s0: done")  # first kept
+    steps = [record["step"] for record in runs.read_log(second)]
+    assert steps == list(range(1, 201))  # resumed at its checkpoint: no step twice, none lost
