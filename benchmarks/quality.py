@@ -26,6 +26,7 @@ from untwine.evaluate import evaluate
 from untwine.metrics import POSTERIOR_METRICS, parse_metrics
 from untwine.models import MODELS, VAEBase
 from untwine.sweep.pool import run_in_pool
+from untwine.sweep.tables import mean_std
 
 METRICS = "mig,mig_chen,dci,factor_vae,beta_vae"
 COLUMNS = ("mig", "mig_chen", "dci.disentanglement", "factor_vae", "beta_vae", "reconstruction")
@@ -98,7 +99,7 @@ def markdown(rows: list[dict]) -> str:
         mine = [r for r in rows if r["model"] == name]
         cells = [name, str(len(mine)), f"{mine[0]['images']:,}", str(mine[0]["batch_size"])]
         cells.append(f"{statistics.median(r['images_per_s'] for r in mine):.0f}")
-        cells += [_mean_std([r[key] for r in mine if key in r]) for key in COLUMNS]
+        cells += [mean_std([r[key] for r in mine if key in r]) for key in COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     for metric, title in BY_FACTOR.items():
         key = f"{metric}_per_factor"
@@ -109,21 +110,13 @@ def markdown(rows: list[dict]) -> str:
         lines += _table_head(["model", *factors])
         for name in names:
             gaps = [r[key] for r in rows if r["model"] == name and key in r]
-            cells = [_mean_std([g[f] for g in gaps if f in g]) for f in factors]
+            cells = [mean_std([g[f] for g in gaps if f in g]) for f in factors]
             lines.append("| " + " | ".join([name, *cells]) + " |")
     return "\n".join(lines) + "\n"
 
 
 def _table_head(header: list[str]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-
-
-def _mean_std(values: list[float]) -> str:
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
 def main() -> None:

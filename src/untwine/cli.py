@@ -338,22 +338,38 @@ def report(run: str, seed: int) -> None:
 @click.argument("study_file", metavar="STUDY.yaml", type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(), help="Study directory.  [default: studies/NAME]")
 @click.option(
+    "--backend",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where runs train: worker processes on this machine, or tasks on a Ray cluster.",
+)
+@click.option(
     "--workers",
     type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Runs trained at once on this machine, each on its share of the cores.",
+    help="Runs trained at once: local, each on its share of the cores (default 1); "
+    "ray, at most this many (default: as many as the cluster fits, one CPU each).",
 )
-def sweep(study_file: str, out: str | None, workers: int) -> None:
+@click.option(
+    "--address",
+    help="Ray: the cluster's address (default: RAY_ADDRESS, or `ray start` on this machine, "
+    "else a cluster of this machine alone; `local` always the latter).",
+)
+def sweep(
+    study_file: str, out: str | None, backend: str, workers: int | None, address: str | None
+) -> None:
     """Train and score every run of a study (models x hyperparameters x seeds).
 
     Results land in the study directory: study.db (every run's status, config and scores),
     results.csv, results.md (mean ± std over seeds) and runs/NAME. Run the same command again
     to resume: finished runs are kept, interrupted ones continue from their checkpoints, failed
-    ones are tried again.
+    ones are tried again. On a Ray cluster, the study directory must be on storage that every
+    node sees.
     """
     from untwine.sweep import load_study, run_study
 
+    if address and backend != "ray":
+        raise UntwineError("--address names a Ray cluster; it needs --backend ray")
     study = load_study(study_file)
     out_dir = Path(out or f"studies/{study.name}")
     ended = 0
@@ -371,7 +387,15 @@ def sweep(study_file: str, out: str | None, workers: int) -> None:
         click.echo(f"{count} {row['name']}: done in {row['train_s']:.0f} s  {', '.join(scores)}")
 
     try:
-        rows = run_study(study, out_dir, workers=workers, progress=True, on_result=show)
+        rows = run_study(
+            study,
+            out_dir,
+            workers=workers,
+            backend=backend,
+            address=address,
+            progress=True,
+            on_result=show,
+        )
     except KeyboardInterrupt:
         click.echo(
             f"\ninterrupted: the finished runs are in {out_dir / 'study.db'}; "

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from untwine.config import resolve_config
 from untwine.errors import UntwineError
+from untwine.sweep.cluster import run_on_ray
 from untwine.sweep.pool import run_in_pool
 from untwine.sweep.store import ResultStore
 from untwine.sweep.study import Study
@@ -22,19 +23,25 @@ def run_study(
     study: Study,
     out: str | Path,
     *,
-    workers: int = 1,
+    workers: int | None = None,
+    backend: Literal["local", "ray"] = "local",
+    address: str | None = None,
     progress: bool = False,
     on_result: Callable[[dict[str, Any], int], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Train and score every run of `study` under `out`, `workers` at a time; returns each row.
+    """Train and score every run of `study` under `out`; returns each run's row.
 
-    Finished runs are never redone; a run cut short resumes from its checkpoint; failed runs
-    are tried again. `out/study.db` holds the rows, `out/results.csv` and `out/results.md` the
-    tables (rewritten after each run), `out/runs/NAME` each run. `on_result(row, left)` sees
-    each run as it ends, and how many are left to end.
+    `backend="local"` runs `workers` (default 1) at a time on this machine; `"ray"` runs each
+    as a task on the Ray cluster at `address` (see `cluster.run_on_ray`), at most `workers` at
+    once if given. Finished runs are never redone; a run cut short resumes from its
+    checkpoint; failed runs are tried again. `out/study.db` holds the rows, `out/results.csv`
+    and `out/results.md` the tables (rewritten after each run), `out/runs/NAME` each run.
+    `on_result(row, left)` sees each run as it ends, and how many are left to end.
     """
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise UntwineError(f"workers must be at least 1, got {workers}")
+    if backend not in ("local", "ray"):
+        raise UntwineError(f"unknown sweep backend {backend!r}; accepted: local, ray")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UntwineError(f"output path {out} is a file; give a directory for the study")
@@ -56,18 +63,26 @@ def run_study(
             if on_result:
                 on_result(row, len(left))
 
+        in_process = backend == "local" and (workers or 1) == 1
         calls = [
             (
                 run.config.to_dict(),
-                str(out / RUNS / run.name),
+                str((out / RUNS / run.name).absolute()),  # a Ray task runs in a folder of its own
                 study.metrics,
                 study.samples,
-                progress and workers == 1,
+                progress and in_process,
             )
             for run in todo
         ]
         write_tables(study, store.rows(names), out)
-        run_in_pool(train_and_score, calls, min(workers, max(len(calls), 1)), record)
+        if not calls:
+            return store.rows(names)
+        if backend == "ray":
+            gpus = [int(run.config.train.device == "cuda") for run in todo]
+            run_on_ray(train_and_score, calls, record, address=address, gpus=gpus, limit=workers)
+        else:
+            jobs = min(workers or 1, len(calls))
+            run_in_pool(train_and_score, calls, jobs, record)
         return store.rows(names)
     finally:
         store.close()

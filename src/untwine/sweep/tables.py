@@ -55,7 +55,7 @@ def results_markdown(study: Study, rows: list[dict[str, Any]]) -> str:
     for setting, members in groups.items():
         done = [by_name[r.name] for r in members if by_name.get(r.name, {}).get("status") == "done"]
         cells = [*setting, f"{len(done)}/{len(members)}"]
-        cells += [_mean_std([d["metrics"][k] for d in done if k in d["metrics"]]) for k in headline]
+        cells += [mean_std([d["metrics"][k] for d in done if k in d["metrics"]]) for k in headline]
         lines.append("| " + " | ".join(cells) + " |")
     failed = [row for row in rows if row["status"] == "failed"]
     if failed:
@@ -74,7 +74,8 @@ def _score_keys(rows: list[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-def _mean_std(values: list[float]) -> str:
+def mean_std(values: list[float]) -> str:
+    """`0.356 ± 0.017` (sample std), one value as it is, none as `-`."""
     if not values:
         return "-"
     if len(values) == 1:
