@@ -17,6 +17,7 @@ from tests.conftest import run_cli
 from untwine import runs
 from untwine.errors import UntwineError
 from untwine.sweep import load_study, run_study
+from untwine.sweep.cluster import gpu_requests
 
 TINY = """
 base:
@@ -259,6 +260,13 @@ def test_ctrl_c_stops_a_ray_sweep_at_a_saved_step_and_the_rerun_continues_it(tmp
 
     run_cli("sweep", str(path), "--out", str(out), "--backend", "ray", "--address", "local")
     assert [record["step"] for record in runs.read_log(log.parent)] == list(range(1, 3001))
+
+
+def test_ray_tasks_ask_for_a_gpu_on_cuda_and_on_auto_where_the_cluster_has_one():
+    assert gpu_requests(["cuda", "auto", "cpu"], cluster_gpus=2) == [1, 1, 0]
+    assert gpu_requests(["auto", "cpu"], cluster_gpus=0) == [0, 0]
+    with pytest.raises(UntwineError, match=r"train.device=cuda but the Ray cluster has no GPU"):
+        gpu_requests(["auto", "cuda"], cluster_gpus=0)
 
 
 def test_the_ray_backend_without_ray_says_how_to_install_it(tmp_path, monkeypatch):

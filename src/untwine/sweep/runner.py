@@ -78,8 +78,10 @@ def run_study(
         if not calls:
             return store.rows(names)
         if backend == "ray":
-            gpus = [int(run.config.train.device == "cuda") for run in todo]
-            run_on_ray(train_and_score, calls, record, address=address, gpus=gpus, limit=workers)
+            devices = [run.config.train.device for run in todo]
+            run_on_ray(
+                train_and_score, calls, record, address=address, devices=devices, limit=workers
+            )
         else:
             jobs = min(workers or 1, len(calls))
             run_in_pool(train_and_score, calls, jobs, record)
