@@ -225,7 +225,9 @@ def test_a_killed_sweep_keeps_its_finished_runs_and_resumes_the_one_cut_short(tm
     assert steps == list(range(1, 201))  # resumed at its checkpoint: no step twice, none lost
 
 
+@pytest.mark.slow  # starts a Ray cluster (~30 s each); needs untwine[ray]
 def test_a_sweep_runs_as_tasks_on_a_ray_cluster_on_this_machine(tmp_path):
+    pytest.importorskip("ray")
     path = _study(tmp_path, "grid: {model.beta: [1, 4]}\n")
     out = tmp_path / "out"
     ray_local = ["--backend", "ray", "--address", "local"]
@@ -239,7 +241,9 @@ def test_a_sweep_runs_as_tasks_on_a_ray_cluster_on_this_machine(tmp_path):
     assert again.stdout.startswith("results:")  # nothing left to run: Ray not even needed
 
 
+@pytest.mark.slow  # starts a Ray cluster (~30 s each); needs untwine[ray]
 def test_ctrl_c_stops_a_ray_sweep_at_a_saved_step_and_the_rerun_continues_it(tmp_path):
+    pytest.importorskip("ray")
     path = _study(tmp_path, "")
     longer = path.read_text().replace("steps: 2,", "steps: 3000, checkpoint_every: 100000,")
     path.write_text(longer.replace("latent_dim: 3", "latent_dim: 3, hidden: [64]"))
