@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -66,6 +67,16 @@ def run_cli(
 def isolated_data_root(tmp_path, monkeypatch):
     """No test reads or writes the user's real data root."""
     monkeypatch.setenv("UNTWINE_DATA", str(tmp_path / "data"))
+
+
+def pytest_configure(config):
+    """Let Ctrl-C reach the processes the tests start, as at a terminal.
+
+    A suite started in the background of a script inherits SIGINT ignored, and so would every
+    process it starts; Python keeps an inherited SIG_IGN, so the Ctrl-C tests could not work.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_sessionfinish(session, exitstatus):
