@@ -225,19 +225,21 @@ def test_a_killed_sweep_keeps_its_finished_runs_and_resumes_the_one_cut_short(tm
     assert steps == list(range(1, 201))  # resumed at its checkpoint: no step twice, none lost
 
 
+RAY_LOCAL = ["--backend", "ray", "--address", "local"]  # a Ray cluster of this machine alone
+
+
 @pytest.mark.slow  # starts a Ray cluster (~30 s each); needs untwine[ray]
 def test_a_sweep_runs_as_tasks_on_a_ray_cluster_on_this_machine(tmp_path):
     pytest.importorskip("ray")
     path = _study(tmp_path, "grid: {model.beta: [1, 4]}\n")
     out = tmp_path / "out"
-    ray_local = ["--backend", "ray", "--address", "local"]
-    result = run_cli("sweep", str(path), "--out", str(out), *ray_local, cwd=tmp_path)
+    result = run_cli("sweep", str(path), "--out", str(out), *RAY_LOCAL, cwd=tmp_path)
     ended = sorted(line.split("] ")[1].split(":")[0] for line in result.stdout.splitlines()[:2])
     assert ended == ["betavae-beta1-s0", "betavae-beta4-s0"]
     assert all(runs.trained_steps(out / "runs" / name) == 2 for name in ended)
     with sqlite3.connect(out / "study.db") as db:
         assert db.execute("SELECT count(*) FROM runs WHERE status='done'").fetchone() == (2,)
-    again = run_cli("sweep", str(path), "--out", str(out), *ray_local)
+    again = run_cli("sweep", str(path), "--out", str(out), *RAY_LOCAL)
     assert again.stdout.startswith("results:")  # nothing left to run: Ray not even needed
 
 
@@ -248,8 +250,7 @@ def test_ctrl_c_stops_a_ray_sweep_at_a_saved_step_and_the_rerun_continues_it(tmp
     longer = path.read_text().replace("steps: 2,", "steps: 3000, checkpoint_every: 100000,")
     path.write_text(longer.replace("latent_dim: 3", "latent_dim: 3, hidden: [64]"))
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "untwine", "sweep", str(path), "--out", str(out)]
-    command += ["--backend", "ray", "--address", "local"]
+    command = [sys.executable, "-m", "untwine", "sweep", str(path), "--out", str(out), *RAY_LOCAL]
     sweep = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log = out / "runs" / "betavae-s0" / "log.jsonl"
     deadline = time.monotonic() + 240
@@ -262,7 +263,7 @@ def test_ctrl_c_stops_a_ray_sweep_at_a_saved_step_and_the_rerun_continues_it(tmp
     cut_at = runs.trained_steps(log.parent)  # saved where Ray's cancel stopped the task
     assert 50 <= cut_at < 3000, "the interrupt came too late to test a resume"
 
-    run_cli("sweep", str(path), "--out", str(out), "--backend", "ray", "--address", "local")
+    run_cli("sweep", str(path), "--out", str(out), *RAY_LOCAL)
     assert [record["step"] for record in runs.read_log(log.parent)] == list(range(1, 3001))
 
 
