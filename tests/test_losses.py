@@ -90,7 +90,51 @@ def test_mi_tc_and_dimension_wise_kl_add_up_to_the_sampled_kl(estimator):
     torch.testing.assert_close(terms["mi"] + terms["tc"] + terms["dwkl"], sampled_kl)
 
 
-def test_mss_and_mws_agree_in_expectation_on_a_toy_posterior():
+def _mss_by_loops(z, mu, logvar, n):
+    """Chen et al.'s MSS written out sample by sample: 1/N on the sample's own posterior, the
+    stratum weight (N - M)/(N M) on one other, 1/M on the rest (M = B - 1); TC in nats."""
+    batch, dim = z.shape
+    m = batch - 1
+    density = Normal(mu, (0.5 * logvar).exp())
+    tc = 0.0
+    for i in range(batch):
+        weights = [
+            1 / n if j == i else (n - m) / (n * m) if j == (i + 1) % batch else 1 / m
+            for j in range(batch)
+        ]
+        assert sum(weights) == pytest.approx(1.0)
+        log_q = density.log_prob(z[i].expand(batch, dim)).double()  # (B, D): log q(z_i[d] | x_j)
+        joint = sum(w * log_q[j].sum().exp() for j, w in enumerate(weights)).log()
+        marginals = sum(
+            sum(w * log_q[j, d].exp() for j, w in enumerate(weights)).log() for d in range(dim)
+        )
+        tc += (joint - marginals).item() / batch
+    return tc
+
+
+def test_mss_matches_the_paper_written_out_by_loops():
+    torch.manual_seed(0)
+    mu, logvar = torch.randn(6, 3, dtype=torch.float64), torch.randn(6, 3, dtype=torch.float64)
+    z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+    terms = elbo_decomposition(z, mu, logvar, dataset_size=50, estimator="mss")
+    assert terms["tc"].item() == pytest.approx(_mss_by_loops(z, mu, logvar, 50), rel=1e-9)
+
+
+def test_mss_and_mws_part_where_posteriors_do_not_overlap():
+    """No two posteriors overlap in any dimension: log q(z_i) is the log weight of the sample's
+    own posterior plus its density, so TC = (D - 1) log(1 / own weight): log B for MWS, log N
+    for MSS (the paper's 1/N). Chen et al.'s released code gives most rows 1/M, so ~log M."""
+    batch, dim, n = 64, 3, 10_000
+    mu = torch.arange(batch * dim, dtype=torch.float64).reshape(batch, dim)[torch.randperm(batch)]
+    logvar = torch.full_like(mu, np.log(1e-6))
+    z = mu + 1e-3 * torch.randn_like(mu)
+    mws = elbo_decomposition(z, mu, logvar, n, "mws")["tc"].item()
+    mss = elbo_decomposition(z, mu, logvar, n, "mss")["tc"].item()
+    assert mws == pytest.approx((dim - 1) * np.log(batch), abs=1e-6)
+    assert mss == pytest.approx((dim - 1) * np.log(n), abs=1e-6)
+
+
+def test_mss_and_mws_both_see_a_correlated_gaussian_at_moderate_widths():
     """Posteriors of N = 2,000 points whose means are correlated: TC > 0, both estimators see it."""
     torch.manual_seed(0)
     a, b = torch.randn(2000), torch.randn(2000)
@@ -103,11 +147,15 @@ def test_mss_and_mws_agree_in_expectation_on_a_toy_posterior():
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         for name, values in estimates.items():
             values.append(elbo_decomposition(z, mu, logvar, 2000, name)["tc"].item())
-    mws, mss = np.mean(estimates["mws"]), np.mean(estimates["mss"])
     gaussian_tc = -0.5 * np.log(1 - 0.8**2)  # TC of the means' Gaussian, about 0.51 nats
-    assert mws > 0.2 and mss > 0.2
-    assert mws == pytest.approx(mss, rel=0.15)
-    assert mss == pytest.approx(gaussian_tc, rel=0.5)
+    assert np.mean(estimates["mws"]) == pytest.approx(gaussian_tc, rel=0.2)
+    assert np.mean(estimates["mss"]) == pytest.approx(gaussian_tc, rel=0.2)
+
+
+def test_mss_refuses_a_batch_larger_than_the_dataset():
+    z = torch.zeros(8, 2)
+    with pytest.raises(UntwineError, match="mss estimator needs 2 <= batch size <= dataset size"):
+        elbo_decomposition(z, z, z, dataset_size=4, estimator="mss")
 
 
 def test_dip_penalty_by_hand():

@@ -53,12 +53,19 @@ def _pairwise_log_density(z, mu, logvar) -> torch.Tensor:
 
 
 def _stratified_log_weights(batch: int, dataset_size: int, device) -> torch.Tensor:
-    """Chen et al. (2018) minibatch stratified sampling: log importance weights, (B, B)."""
+    """Chen et al. (2018, appendix C.2) minibatch stratified sampling: log weights, (B, B).
+
+    Row i weighs the posteriors of the batch for sample i: 1/N on its own, (N - M)/(N M) on one
+    other (the stratum standing in for the points outside the batch), 1/M on the remaining
+    B - 2, with M = B - 1; every row sums to 1. Chen et al.'s released code writes the 1/N and
+    stratum weights with a stride of B instead of B + 1, so they land in columns 0 and 1 of
+    every row and the sample's own posterior gets 1/M: minibatch weighted sampling, nearly.
+    """
     n, m = dataset_size, batch - 1
-    weights = torch.full((batch, batch), 1.0 / m, device=device)
-    weights.view(-1)[:: m + 1] = 1.0 / n  # the sample's own posterior
-    weights.view(-1)[1 :: m + 1] = (n - m) / (n * m)  # the stratum that stands in for the rest
-    weights[m - 1, 0] = (n - m) / (n * m)
+    rows = torch.arange(batch, device=device)
+    weights = torch.full((batch, batch), 1.0 / m, device=device, dtype=torch.float64)
+    weights[rows, rows] = 1.0 / n  # the sample's own posterior
+    weights[rows, (rows + 1) % batch] = (n - m) / (n * m)  # the stratum
     return weights.log()
 
 
@@ -83,7 +90,12 @@ def elbo_decomposition(
     if estimator == "mws":
         log_w = torch.full((batch, batch), -math.log(batch), device=z.device)
     elif estimator == "mss":
-        log_w = _stratified_log_weights(batch, dataset_size, z.device)
+        if not 2 <= batch <= dataset_size:
+            raise UntwineError(
+                f"the mss estimator needs 2 <= batch size <= dataset size, got a batch of {batch} "
+                f"from {dataset_size} points; use mws"
+            )
+        log_w = _stratified_log_weights(batch, dataset_size, z.device).to(z.dtype)
     else:
         raise UntwineError(f"unknown TC estimator {estimator!r}; accepted: mws, mss")
     log_qz = torch.logsumexp(log_w + log_q_pairs.sum(2), dim=1)  # (B,)
