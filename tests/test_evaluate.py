@@ -79,7 +79,9 @@ def test_score_reads_codes_and_factors_from_any_model(tmp_path):
 @pytest.mark.parametrize(
     ("arrays", "args", "message"),
     [
-        ({"codes": np.zeros((5, 2))}, [], "has no 'factors' array"),
+        ({"factors": np.zeros((5, 2))}, [], "has no 'codes' array"),
+        ({"codes": np.zeros((5, 2))}, ["--metrics", "mig"], "'mig' needs ground-truth factors"),
+        ({"codes": np.zeros((50, 2))}, ["--metrics", "tc_critic"], "needs at least 200 codes"),
         (
             {"codes": np.zeros((5, 2)), "factors": np.zeros((4, 1), int)},
             [],
@@ -157,3 +159,14 @@ def test_chen_mig_is_left_out_of_all_and_refused_by_name_for_a_model_without_a_p
     result = run_cli("evaluate", str(run), "--metrics", "mig_chen", check=False)
     assert result.returncode != 0 and "reads the posterior q(z|x)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_evaluate_reads_the_critic_tc_of_sampled_codes_without_moving_other_draws(trained_run):
+    model, dataset = untwine.load_run(trained_run), untwine.load_dataset("dsprites")
+    alone = evaluate(model, dataset, metrics="mig,mcc", samples=250)
+    both = evaluate(model, dataset, metrics="mig,mcc,tc_critic", samples=250)
+    assert {k: both[k] for k in alone} == alone
+    assert np.isfinite(both["tc_critic"]) and both["tc_critic.dv_bound"] <= both["tc_critic"] + 1
+    assert "tc_critic" not in evaluate(model, dataset, metrics="all", samples=60)
+    with pytest.raises(untwine.UntwineError, match="'tc_critic' needs at least 200 codes"):
+        evaluate(model, dataset, metrics="tc_critic", samples=60)

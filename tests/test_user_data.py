@@ -288,7 +288,7 @@ def test_cli_scores_unlabelled_data_without_supervised_metrics(tmp_path):
     assert refused.returncode == 2
     assert refused.stderr.strip() == (
         "error: metric 'mig' needs ground-truth factors, and this dataset has none; "
-        "without factors: unsupervised (give factors to score the rest)"
+        "without factors: unsupervised, tc_critic (give factors to score the rest)"
     )
 
 

@@ -16,7 +16,7 @@ from untwine import runs
 from untwine.config import RunConfig, apply_overrides, read_yaml, resolve_config
 from untwine.data import DATASETS
 from untwine.errors import UntwineError, UntwineWarning
-from untwine.metrics import ALL_METRICS, ARRAY_METRICS, parse_metrics
+from untwine.metrics import ALL_METRICS, ARRAY_METRICS, CODE_METRICS, parse_metrics
 from untwine.models import MODELS
 
 # Each train flag is a shorthand for one config key; the YAML and `key=value` use the same names.
@@ -222,29 +222,31 @@ def evaluate(
     "names",
     default="all",
     show_default=True,
-    help="all, or a comma-separated subset of: " + ", ".join(ARRAY_METRICS),
+    help="all, or a comma-separated subset of: " + ", ".join([*ARRAY_METRICS, *CODE_METRICS]),
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for DCI's trees.")
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed for DCI's trees and the critic."
+)
 @DCI_OPTION
 def score(file: str, names: str, seed: int, dci_estimator: str) -> None:
     """Score any model's codes: FILE.npz holds `codes` (N x d) and `factors` (N x k indices).
 
     Optional `codes_test` and `factors_test` give the test split; otherwise the first
     ceil(0.9 N) rows train and the rest test. Optional `factor_names` (k strings) names MIG's
-    per-factor terms. Prints one JSON object.
+    per-factor terms. Without `factors`, the metrics that need none run (unsupervised,
+    tc_critic). Prints one JSON object.
     """
     from untwine.metrics import score as score_arrays
 
     arrays = _read_npz(file)
-    missing = [k for k in ("codes", "factors") if k not in arrays]
-    if missing:
-        raise UntwineError(f"{file} has no {missing[0]!r} array; it needs codes and factors")
+    if "codes" not in arrays:
+        raise UntwineError(f"{file} has no 'codes' array; it needs codes, and factors to score all")
     results = score_arrays(
         arrays["codes"],
-        arrays["factors"],
+        arrays.get("factors"),
         arrays.get("codes_test"),
         arrays.get("factors_test"),
-        metrics=parse_metrics(names, ARRAY_METRICS),
+        metrics=names if names == "all" else parse_metrics(names, [*ARRAY_METRICS, *CODE_METRICS]),
         seed=seed,
         dci_estimator=dci_estimator,
         factor_names=_factor_names(arrays, file),

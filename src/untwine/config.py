@@ -12,7 +12,7 @@ import yaml
 
 from untwine.data import DATASETS
 from untwine.errors import UntwineError
-from untwine.metrics import parse_metrics
+from untwine.metrics import enough_codes, parse_metrics
 from untwine.models import MODELS
 from untwine.registry import Registry, coerce
 
@@ -56,7 +56,8 @@ class TrainConfig:
             raise UntwineError(f"train.grad_clip must be 0 (off) or positive, got {self.grad_clip}")
         if not self.lr > 0:
             raise UntwineError(f"train.lr must be positive, got {self.lr}")
-        parse_metrics(self.eval_metrics)
+        names = parse_metrics(self.eval_metrics)
+        enough_codes(names, self.eval_samples, drop=self.eval_metrics == "all")
 
 
 @dataclass(frozen=True)

@@ -85,15 +85,20 @@ def _active_units(codes: np.ndarray) -> int:
     return int((codes.var(axis=0) > ACTIVE_UNIT_THRESHOLD).sum())
 
 
-FACTOR_FREE_METRICS = ("unsupervised",)
+FACTOR_FREE_METRICS = tuple(m.CODE_METRICS)
 
 
 def metrics_for(
-    dataset: Dataset, metrics: str | Iterable[str], model: Model | None = None
+    dataset: Dataset,
+    metrics: str | Iterable[str],
+    model: Model | None = None,
+    samples: int | None = None,
 ) -> list[str]:
-    """The metrics to run: "all" keeps those the dataset's factors and the model allow; a
-    named metric either can run or is a one-line error."""
+    """The metrics to run: "all" keeps those the dataset's factors, the model and the number of
+    `samples` allow; a named metric either can run or is a one-line error."""
     names = m.parse_metrics(metrics)
+    if samples is not None:
+        names = m.enough_codes(names, samples, metrics == "all")
     if model is not None and not isinstance(model, VAEBase):
         if metrics == "all":
             names = [n for n in names if n not in m.POSTERIOR_METRICS]
@@ -141,6 +146,32 @@ def chen_mig_scores(
     }
 
 
+@torch.no_grad()
+def critic_tc_scores(
+    model: Model, dataset: Dataset, samples: int, seed: int, *, batch_size: int = 256
+) -> dict[str, float]:
+    """`tc_critic.*` on `samples` training observations of the model's own draw.
+
+    For the VAE family the critic reads z drawn from q(z|x), the aggregate posterior q(z)
+    whose total correlation β-TCVAE and FactorVAE penalise; for other models, the codes. Its
+    points and noise come from generators of its own (seeded by `seed`), so every other
+    score's draw stays as it was.
+    """
+    device = next(model.parameters()).device
+    indices = dataset.sample_indices(samples, torch.Generator().manual_seed(seed))
+    noise = torch.Generator(device=device).manual_seed(seed)
+    codes = []
+    for i in range(0, samples, batch_size):
+        x = to_tensor(dataset.observations(indices[i : i + batch_size]), device)
+        if isinstance(model, VAEBase):
+            mu, logvar = model.encode(x)
+            eps = torch.randn(mu.shape, generator=noise, device=device)
+            codes.append(mu + eps * torch.exp(0.5 * logvar))
+        else:
+            codes.append(model.representation(x))
+    return m.score(torch.cat(codes).double().cpu().numpy(), metrics=["tc_critic"], seed=seed)
+
+
 def evaluate(
     run: str | Path | Model,
     dataset: Dataset | None = None,
@@ -158,10 +189,11 @@ def evaluate(
     As in the reference study: `samples` train and `samples // 2` test points are drawn afresh
     (seeded by `seed`); the BetaVAE and FactorVAE scores draw their own points with the same
     budget; Chen et al.'s MIG (`mig_chen`, the VAE family only) reads the posteriors of
-    `samples` points of its own. `dci_estimator` picks DCI's classifier (see
+    `samples` points of its own, and so does the critic's total correlation (`tc_critic`, see
+    `critic_tc_scores`). `dci_estimator` picks DCI's classifier (see
     `untwine.metrics.dci`). Model health (KL per dimension, active units, reconstruction,
     ELBO) is read on `samples // 2` held-out observations: the validation split where the
-    dataset has one. A dataset without factors gets the unsupervised scores and health only.
+    dataset has one. A dataset without factors gets the code metrics and health only.
     Nothing here touches the global torch RNG.
     """
     run_dir = None if isinstance(run, torch.nn.Module) else Path(run)
@@ -171,7 +203,7 @@ def evaluate(
             raise TypeError("evaluate(model) needs a dataset")
         config = runs.read_config(run_dir)
         dataset = load_dataset(config.data.name, **config.data.options)
-    names = metrics_for(dataset, metrics, model)
+    names = metrics_for(dataset, metrics, model, samples)
     was_training = model.training
     model.eval()
     rng = np.random.default_rng(seed)
@@ -186,12 +218,12 @@ def evaluate(
     n_test = max(samples // 2, 2)
     with stages:
         stage("encoding")
-        if not dataset.factor_names:  # the codes alone, for the unsupervised scores
+        code_names = [n for n in names if n in m.CODE_METRICS and n != "tc_critic"]
+        if not dataset.factor_names and code_names:  # the codes alone, no factors
             codes = encode(dataset.observations(rng.integers(0, len(dataset), samples)))
-            stage("unsupervised")
-            results.update({f"unsupervised.{k}": v for k, v in m.unsupervised(codes).items()})
-        array_names = [n for n in names if n in m.ARRAY_METRICS and dataset.factor_names]
-        if array_names:
+            results.update(m.score(codes, metrics=code_names, seed=seed, on_metric=stage))
+        array_names = [n for n in names if n in m.ARRAY_METRICS or n in code_names]
+        if array_names and dataset.factor_names:
             train = sample_codes(dataset, encode, samples, rng)
             test = sample_codes(dataset, encode, n_test, rng)
             results.update(
@@ -230,6 +262,9 @@ def evaluate(
         if "mig_chen" in names:
             stage("mig_chen")
             results.update(chen_mig_scores(model, dataset, samples, seed, batch_size=batch_size))
+        if "tc_critic" in names:
+            stage("tc_critic")
+            results.update(critic_tc_scores(model, dataset, samples, seed, batch_size=batch_size))
         stage("health")
         held_out = dataset.held_out_indices(n_test, rng)
         results.update(model_health(model, dataset, held_out, batch_size=batch_size, seed=seed))

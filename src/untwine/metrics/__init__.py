@@ -1,8 +1,9 @@
 """Disentanglement metrics: plain functions over arrays, two dataset-sampling scores, and
 Chen et al.'s MIG, which reads the posteriors rather than the codes.
 
-`score(codes, factors, ...)` runs any set of the array metrics and returns one flat dict with
-the keys that `untwine evaluate` writes to metrics.json.
+`score(codes, factors, ...)` runs any set of the array metrics (the code metrics alone when
+there are no factors) and returns one flat dict with the keys that `untwine evaluate` writes
+to metrics.json.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from untwine.errors import UntwineError
-from untwine.metrics._checks import histogram_discretize, train_test
+from untwine.metrics._checks import check_codes, histogram_discretize, train_test
 from untwine.metrics.beta_vae import beta_vae_score
 from untwine.metrics.dci import dci
 from untwine.metrics.factor_vae import factor_vae_score
@@ -22,6 +23,8 @@ from untwine.metrics.mig import mig, mig_per_factor, normalized_mutual_info
 from untwine.metrics.mig_chen import mig_chen, mig_chen_per_factor
 from untwine.metrics.modularity import explicitness, modularity
 from untwine.metrics.sap import sap
+from untwine.metrics.tc_critic import MIN_CODES as TC_CRITIC_MIN_CODES
+from untwine.metrics.tc_critic import tc_critic
 from untwine.metrics.unsupervised import unsupervised
 
 Split = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # codes, factors, test codes, factors
@@ -50,11 +53,16 @@ ARRAY_METRICS: dict[str, Callable[[Split, dict], dict[str, float]]] = {
     "explicitness": lambda s, o: _prefixed("explicitness", explicitness(*s), main="test"),
     "irs": lambda s, o: _prefixed("irs", irs(s[0], s[1]), main="irs"),
     "mcc": lambda s, o: {"mcc": mcc(s[0], s[1])},
-    "unsupervised": lambda s, o: _prefixed("unsupervised", unsupervised(s[0])),
 }
+# name -> function of (codes, options) -> flat scores: the metrics that need no factors.
+CODE_METRICS: dict[str, Callable[[np.ndarray, dict], dict[str, float]]] = {
+    "unsupervised": lambda c, o: _prefixed("unsupervised", unsupervised(c)),
+    "tc_critic": lambda c, o: _prefixed("tc_critic", tc_critic(c, seed=o["seed"]), main="tc"),
+}
+MIN_CODES = {"tc_critic": TC_CRITIC_MIN_CODES}  # fewer rows: "all" leaves it out
 SAMPLED_METRICS = ("beta_vae", "factor_vae")
 POSTERIOR_METRICS = ("mig_chen",)  # need q(z|x), not only codes: the VAE family
-ALL_METRICS = (*ARRAY_METRICS, *SAMPLED_METRICS, *POSTERIOR_METRICS)
+ALL_METRICS = (*ARRAY_METRICS, *CODE_METRICS, *SAMPLED_METRICS, *POSTERIOR_METRICS)
 
 
 def parse_metrics(names: str | Iterable[str], available: Iterable[str] = ALL_METRICS) -> list[str]:
@@ -75,7 +83,7 @@ def parse_metrics(names: str | Iterable[str], available: Iterable[str] = ALL_MET
 
 def score(
     codes: np.ndarray,
-    factors: np.ndarray,
+    factors: np.ndarray | None = None,
     codes_test: np.ndarray | None = None,
     factors_test: np.ndarray | None = None,
     *,
@@ -87,10 +95,21 @@ def score(
 ) -> dict[str, float]:
     """Every requested array metric on one split, as a flat dict (`mig`, `dci.completeness`...).
 
-    Without a test split, the first ceil(0.9 N) rows train and the rest test. `dci_estimator`
-    is passed to `dci`. `factor_names` name MIG's per-factor terms (`mig.shape`...; default
-    `mig.factor_0`...). `on_metric(name)` is called before each metric (for progress display).
+    Without a test split, the first ceil(0.9 N) rows train and the rest test; the code metrics
+    read the train rows. Without factors, only the code metrics can run (`"all"` means those).
+    `dci_estimator` is passed to `dci`. `factor_names` name MIG's per-factor terms
+    (`mig.shape`...; default `mig.factor_0`...). `on_metric(name)` is called before each
+    metric (for progress display).
     """
+    if factors is None:
+        codes = check_codes(codes)
+        names = enough_codes(_code_metrics_only(metrics), len(codes), metrics == "all")
+        results: dict[str, float] = {}
+        for name in names:
+            if on_metric:
+                on_metric(name)
+            results.update(CODE_METRICS[name](codes, {"seed": seed}))
+        return results
     split = train_test(codes, factors, codes_test, factors_test)
     num_factors = split[1].shape[1]
     if factor_names is None:
@@ -102,21 +121,53 @@ def score(
     if len(set(factor_names)) != num_factors:
         raise UntwineError(f"factor names repeat ({', '.join(factor_names)}); give unique names")
     options = {"seed": seed, "dci_estimator": dci_estimator, "factor_names": list(factor_names)}
-    results: dict[str, float] = {}
-    for name in parse_metrics(metrics, ARRAY_METRICS):
+    results = {}
+    names = parse_metrics(metrics, (*ARRAY_METRICS, *CODE_METRICS))
+    for name in enough_codes(names, len(split[0]), metrics == "all"):
         if on_metric:
             on_metric(name)
-        results.update(ARRAY_METRICS[name](split, options))
+        if name in CODE_METRICS:
+            results.update(CODE_METRICS[name](split[0], options))
+        else:
+            results.update(ARRAY_METRICS[name](split, options))
     return results
+
+
+def enough_codes(names: list[str], rows: int, drop: bool) -> list[str]:
+    """`names` less those needing more than `rows` codes: dropped if `drop` (as "all" does),
+    else a one-line error."""
+    short = [n for n in names if rows < MIN_CODES.get(n, 0)]
+    if short and not drop:
+        raise UntwineError(
+            f"metric {short[0]!r} needs at least {MIN_CODES[short[0]]} codes, got {rows}; "
+            "score more points (--samples)"
+        )
+    return [n for n in names if n not in short]
+
+
+def _code_metrics_only(metrics: str | Iterable[str]) -> list[str]:
+    """The metrics to run on codes without factors: a factor metric named is a one-line error."""
+    names = parse_metrics(metrics, (*ARRAY_METRICS, *CODE_METRICS))
+    if metrics == "all":
+        return [n for n in names if n in CODE_METRICS]
+    needing = [n for n in names if n not in CODE_METRICS]
+    if needing:
+        raise UntwineError(
+            f"metric {needing[0]!r} needs ground-truth factors, and none were given; "
+            f"without factors: {', '.join(CODE_METRICS)}"
+        )
+    return names
 
 
 __all__ = [
     "ALL_METRICS",
     "ARRAY_METRICS",
+    "CODE_METRICS",
     "POSTERIOR_METRICS",
     "SAMPLED_METRICS",
     "beta_vae_score",
     "dci",
+    "enough_codes",
     "explicitness",
     "factor_vae_score",
     "histogram_discretize",
@@ -131,5 +182,6 @@ __all__ = [
     "parse_metrics",
     "sap",
     "score",
+    "tc_critic",
     "unsupervised",
 ]

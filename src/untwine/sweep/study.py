@@ -88,7 +88,7 @@ def load_study(path: str | Path) -> Study:
     for point in points:
         try:
             config = resolve_config(_with_settings(base, point))
-            _check_run(config, metrics, datasets)
+            _check_run(config, metrics, samples, datasets)
         except UntwineError as error:
             where = " ".join(f"{key}={value}" for key, value in point.items())
             raise UntwineError(f"study {path}, run {where}: {error}") from None
@@ -98,7 +98,9 @@ def load_study(path: str | Path) -> Study:
     return Study(name, runs, metrics, samples)
 
 
-def _check_run(config: RunConfig, metrics: str | None, datasets: dict[str, Dataset]) -> None:
+def _check_run(
+    config: RunConfig, metrics: str | None, samples: int, datasets: dict[str, Dataset]
+) -> None:
     """Build the run's model on its data (each dataset loaded once), so that the model checks
     its options against the data, and check that the data has what the metrics need."""
     key = json.dumps(config.data.to_dict(), sort_keys=True)
@@ -106,7 +108,7 @@ def _check_run(config: RunConfig, metrics: str | None, datasets: dict[str, Datas
         datasets[key] = load_dataset(config.data.name, **config.data.options)
     _, model = build(config, datasets[key])
     if metrics:
-        metrics_for(datasets[key], metrics, model)
+        metrics_for(datasets[key], metrics, model, samples)
 
 
 def _evaluation(section: Any, path: str | Path) -> tuple[str | None, int]:
