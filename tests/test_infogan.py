@@ -64,6 +64,20 @@ def test_the_continuous_term_is_a_factorised_gaussian_nll():
     assert gaussian_code_nll(code, mean, logvar).item() == pytest.approx(by_hand / 2)
 
 
+def test_a_fixed_code_std_reads_continuous_codes_with_unit_variance():
+    """OpenAI's reference: L_cont = 1/2 (c - mean)^2 + 1/2 log 2π per code, whatever Q's
+    variance outputs say; learned, the same error weighs 1/σ²."""
+    torch.manual_seed(0)
+    features, cont = torch.randn(5, 256), torch.randn(5, 2)
+    for fixed in (True, False):
+        model = _toy(categorical=(), fixed_code_std=fixed)
+        _, info_cont = model.information_loss(features, torch.zeros(5, 0).long(), cont)
+        mean, logvar = model.q_head(features).chunk(2, dim=1)
+        var = torch.ones_like(logvar) if fixed else logvar.clamp(-6, 2).exp()
+        by_hand = (0.5 * torch.log(2 * math.pi * var) + (cont - mean) ** 2 / (2 * var)).sum(1)
+        torch.testing.assert_close(info_cont, by_hand.mean())
+
+
 def test_the_gradient_penalty_matches_a_direct_computation():
     torch.manual_seed(0)
     critic = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))

@@ -32,7 +32,10 @@ class InfoGAN(nn.Module):
     codes (uniform on [-1, 1] or standard Gaussian, `code_prior`), beside `noise_dim` noise
     dimensions. The representation of an observation is Q's continuous-code mean, then each
     categorical code's most likely value (0, 1, ...) as one extra dimension. G learns at
-    `train.lr`; D and Q at `discriminator_lr` (Adam betas 0.5, 0.999 for both). Discriminator
+    `train.lr`; D and Q at `discriminator_lr` (Adam betas 0.5, 0.999 for both). Q's learned
+    variance weighs the continuous information term by 1/var (up to e^6 as Q grows sure); with
+    `fixed_code_std` the std is 1 and the weight is `lambda_cont` alone. The paper's Q is a factored
+    Gaussian with nothing fixed, so learned is the default. Discriminator
     losses: `standard` (non-saturating), `hinge`, or `wgan-gp` (gradient penalty `gp_weight`).
     G is the `arch` decoder with batch norm before each ReLU, D's body the `arch` encoder with
     leaky ReLUs (without batch norm in G, G collapses to blank dSprites images).
@@ -50,6 +53,7 @@ class InfoGAN(nn.Module):
         code_prior: Literal["uniform", "gaussian"] = "uniform",
         lambda_cont: float = 1.0,
         lambda_cat: float = 1.0,
+        fixed_code_std: bool = False,
         discriminator_loss: Literal["standard", "hinge", "wgan-gp"] = "standard",
         gp_weight: float = 10.0,
         spectral_norm: bool = False,
@@ -75,6 +79,7 @@ class InfoGAN(nn.Module):
         self.categorical = tuple(categorical)
         self.code_prior, self.output = code_prior, output
         self.lambda_cont, self.lambda_cat = lambda_cont, lambda_cat
+        self.fixed_code_std = fixed_code_std
         self.discriminator_loss, self.gp_weight = discriminator_loss, gp_weight
         self.discriminator_lr = discriminator_lr
         self.latent_dim = continuous + len(self.categorical)  # the representation's size
@@ -122,10 +127,15 @@ class InfoGAN(nn.Module):
     def read_codes(
         self, features: torch.Tensor
     ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
-        """Q's categorical logits (one (B, k) per code), continuous mean and log-variance (B, n)."""
+        """Q's categorical logits (one (B, k) per code), continuous mean and log-variance (B, n).
+
+        With `fixed_code_std` the log-variance is 0 (std 1) and Q's variance outputs go unused.
+        """
         out = self.q_head(features)
         logits = list(out[:, : sum(self.categorical)].split(self.categorical, dim=1))
         mean, logvar = out[:, sum(self.categorical) :].chunk(2, dim=1)
+        if self.fixed_code_std:
+            return logits, mean, torch.zeros_like(logvar)
         return logits, mean, logvar.clamp(Q_LOGVAR_MIN, Q_LOGVAR_MAX)
 
     def information_loss(
