@@ -122,6 +122,25 @@ def test_health_warnings_name_nan_stops_kl_spikes_and_collapse(tmp_path):
     assert any("3 of 4 latents collapsed" in w and "z0, z1, z3" in w for w in warnings)
 
 
+def test_health_warns_when_a_model_sees_under_half_the_critic_tc(tmp_path):
+    run = tmp_path / "run"
+    untwine.train(tiny_config(), run, progress=False)
+    own = [{"step": 10 * i, "tc": 0.15, "kl": 3.0} for i in range(1, 5)]
+    critic = [
+        {"step": 10 * i, "eval": {"tc_critic": c}}
+        for i, c in zip((1, 2, 3, 4), (0.05, 0.2, 0.9, 1.1), strict=True)
+    ]
+    records = [r for pair in zip(own, critic, strict=True) for r in pair]
+    (run / runs.LOG).write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert health_warnings(run) == [
+        "the model's own TC estimate was below half the critic's at 2 of 3 evaluations (last "
+        "at step 40: 0.15 against 1.1 nats): its penalty sees less total correlation than its "
+        "codes carry"
+    ]
+    (run / runs.LOG).write_text("".join(json.dumps(r) + "\n" for r in records[:4]))
+    assert health_warnings(run) == []  # 0.15 of 0.2 is seen; 0.05 is too small to judge by
+
+
 def test_the_report_holds_every_section_with_images_embedded(tiny_run):
     path = report(tiny_run)
     page = path.read_text()

@@ -25,6 +25,8 @@ from untwine.viz.traversal import kl_per_dim, write_traversals
 
 REPORT = "report.html"
 KL_SPIKE = 5.0  # a logged KL this many times the medians of its neighbours is a spike
+TC_SEEN = 0.5  # a model's own TC estimate under this share of the critic's sees too little
+TC_FLOOR = 0.1  # nats: a critic's TC below this is too small to judge a model's estimate by
 
 METRIC_MEANINGS = {
     "mig": "Mutual Information Gap: per factor, how much more the best latent knows about it "
@@ -48,6 +50,10 @@ METRIC_MEANINGS = {
     "fixed, from mean latent differences.",
     "factor_vae": "FactorVAE score: accuracy of a majority vote naming the fixed factor from "
     "the latent that varies least.",
+    "tc_critic": "Total correlation of the latents in nats, read on held-out points by a "
+    "critic trained to tell them from latents shuffled column by column (0: independent).",
+    "tc_critic.dv_bound": "A lower bound on that total correlation (Donsker-Varadhan): the "
+    "estimate is trustworthy when the two agree.",
     "unsupervised.gaussian_total_correlation": "Total correlation of a Gaussian fitted to "
     "the latents (0: independent latents).",
     "unsupervised.mutual_info_score": "Mean mutual information between pairs of latents "
@@ -138,6 +144,7 @@ def health_warnings(run_dir: str | Path) -> list[str]:
                 "the records before it, and it fell back after"
             )
             break
+    warnings.extend(_tc_unseen(records))
     last_kl = next((r["kl_per_dim"] for r in reversed(records) if "kl_per_dim" in r), None)
     if last_kl is not None:
         collapsed = [f"z{d}" for d, kl in enumerate(last_kl) if kl < COLLAPSED_KL]
@@ -151,6 +158,27 @@ def health_warnings(run_dir: str | Path) -> list[str]:
                 f"(KL < {COLLAPSED_KL}): {', '.join(collapsed)}"
             )
     return warnings
+
+
+def _tc_unseen(records: list[dict[str, Any]]) -> list[str]:
+    """A model that logs its own TC estimate, beside the critic's during training: warn when
+    the model's is below half the critic's, since its penalty then sees too little."""
+    own = {r["step"]: r["tc"] for r in records if isinstance(r.get("tc"), float)}
+    pairs = [
+        (r["step"], own[r["step"]], r["eval"]["tc_critic"])
+        for r in records
+        if "tc_critic" in r.get("eval", {}) and r["step"] in own
+    ]
+    judged = [(step, mine, critic) for step, mine, critic in pairs if critic >= TC_FLOOR]
+    low = [(step, mine, critic) for step, mine, critic in judged if mine < TC_SEEN * critic]
+    if not low:
+        return []
+    step, mine, critic = low[-1]
+    return [
+        f"the model's own TC estimate was below half the critic's at {len(low)} of "
+        f"{len(judged)} evaluations (last at step {step}: {mine:.3g} against {critic:.3g} "
+        "nats): its penalty sees less total correlation than its codes carry"
+    ]
 
 
 def report(run_dir: str | Path, *, seed: int = 0, device: str = "cpu") -> Path:
