@@ -7,13 +7,15 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+import untwine
+from untwine import runs
 from untwine.config import TrainConfig
 from untwine.data import load_dataset, to_tensor
 from untwine.errors import UntwineError
 from untwine.losses import elbo_decomposition, kl_normal, reconstruction
 from untwine.models import MODELS, Posterior, create_model
 
-from .conftest import VAES, assert_gradient_reaches_only
+from .conftest import VAES, assert_gradient_reaches_only, tiny_config
 
 SHAPE = (1, 64, 64)
 
@@ -252,3 +254,23 @@ def test_factorvae_pays_gamma_times_the_discriminator_tc_and_trains_the_critic_a
     critic = {id(q) for q in objectives["discriminator_loss"]["params"]}
     assert not vae & critic and vae | critic == {id(q) for q in model.parameters()}
     assert objectives["discriminator_loss"]["options"]["betas"] == (0.5, 0.9)
+
+
+def test_factorvae_gives_its_discriminator_k_steps_per_vae_step(tmp_path):
+    config = tiny_config(
+        **{
+            "model.name": "factorvae",
+            "model.discriminator_steps": 3,
+            "model.discriminator_hidden": 16,
+            "train.steps": 2,
+        }
+    )
+    run = untwine.train(config, tmp_path / "run", progress=False)
+    state = runs.load_state(run, "cpu")
+    steps = {
+        key: {int(s["step"]) for s in opt["state"].values()}
+        for key, opt in state["optimizers"].items()
+    }
+    assert steps == {"loss": {2}, "discriminator_loss": {6}}
+    with pytest.raises(UntwineError, match="discriminator_steps must be >= 1"):
+        make("factorvae", discriminator_steps=0)

@@ -52,7 +52,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 def make_optimizers(model: Model, lr: float) -> dict[str, torch.optim.Optimizer]:
-    """One Adam per objective the model declares; options it names override the run's lr."""
+    """One Adam per objective the model declares; options it names override the run's lr.
+
+    An objective may also ask for `steps` optimiser steps per training step, with `again`
+    giving its loss for each step after the first (a critic catching up with its target).
+    """
     optimizers = {}
     for key, spec in model.objectives().items():
         options = {"lr": lr, "betas": (0.9, 0.999), "eps": 1e-8, **spec.get("options", {})}
@@ -109,6 +113,7 @@ def train(
     config, model = build(config, dataset)
     model.to(device)
     optimizers = make_optimizers(model, config.train.lr)
+    objectives = model.objectives()
     sampler = torch.Generator().manual_seed(config.train.seed)
 
     state = runs.load_state(run_dir, device) if resuming else None
@@ -146,12 +151,15 @@ def train(
             terms = model.loss(x, step)
             _stop_if_not_finite(terms, optimizers, step + 1, run_dir)
             for i, (key, optimizer) in enumerate(optimizers.items()):  # "loss" first
-                optimizer.zero_grad(set_to_none=True)
-                terms[key].backward(retain_graph=i < len(optimizers) - 1)
-                if cfg.grad_clip:
-                    params = [p for group in optimizer.param_groups for p in group["params"]]
-                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                optimizer.step()
+                spec = objectives[key]
+                for repeat in range(spec.get("steps", 1)):
+                    loss = terms[key] if repeat == 0 else spec["again"]()
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward(retain_graph=repeat == 0 and i < len(optimizers) - 1)
+                    if cfg.grad_clip:
+                        params = [p for group in optimizer.param_groups for p in group["params"]]
+                        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                    optimizer.step()
 
             done = step + 1
             log.add(terms)
