@@ -1,7 +1,8 @@
-"""Metric speed: each array metric on 10,000 train + 5,000 test points of a 10-d code.
+"""Metric speed: each array and code metric on 10,000 train + 5,000 test points of a 10-d code.
 
 Prints one JSON object: seconds per metric (the fastest of `--repeat` runs; DCI with its fast
-default estimator), the suite's total against the 10 s target, DCI with sklearn's own
+default estimator), the suite's total against the 10 s target (the critic's TC, which trains
+a network, has a target of its own: 30 s on 10,000 codes), DCI with sklearn's own
 estimator (`--reference`, minutes) and the two estimators' difference, and each time as a
 ratio to a calibration workload timed in the same run (a fixed matrix product loop), so
 figures from noisy machines can be compared. The fast estimator is compiled once per machine
@@ -19,6 +20,7 @@ import numpy as np
 from untwine import metrics
 
 DSPRITES_SIZES = (3, 6, 40, 32, 32)
+OWN_TARGETS_S = {"tc_critic": 30.0}  # metrics timed against a target of their own
 
 
 def calibration_seconds() -> float:
@@ -60,7 +62,7 @@ def main() -> None:
     warmup, _ = timed(metrics.dci, codes[:200], factors[:200] % 2)
     calibration = calibration_seconds()
     seconds, scores = {}, {}
-    for name in metrics.ARRAY_METRICS:
+    for name in (*metrics.ARRAY_METRICS, *metrics.CODE_METRICS):
         runs = [timed(metrics.score, *split, metrics=name) for _ in range(args.repeat)]
         seconds[name] = min(t for t, _ in runs)  # the least-disturbed run, as timeit does
         scores.update(runs[0][1])
@@ -75,8 +77,9 @@ def main() -> None:
         "repeat": args.repeat,
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
         "ratio_to_calibration": {k: round(v / calibration, 2) for k, v in seconds.items()},
-        "total_s": round(sum(seconds.values()), 2),
+        "total_s": round(sum(v for k, v in seconds.items() if k not in OWN_TARGETS_S), 2),
         "target_total_s": 10.0,
+        "own_targets_s": OWN_TARGETS_S,
         "scores": {k: round(v, 4) for k, v in scores.items()},
     }
     if args.reference:

@@ -272,5 +272,5 @@ def test_factorvae_gives_its_discriminator_k_steps_per_vae_step(tmp_path):
         for key, opt in state["optimizers"].items()
     }
     assert steps == {"loss": {2}, "discriminator_loss": {6}}
-    with pytest.raises(UntwineError, match="discriminator_steps must be >= 1"):
+    with pytest.raises(UntwineError, match="discriminator_steps must be at least 1, got 0"):
         make("factorvae", discriminator_steps=0)

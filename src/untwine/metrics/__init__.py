@@ -140,7 +140,7 @@ def enough_codes(names: list[str], rows: int, drop: bool) -> list[str]:
     if short and not drop:
         raise UntwineError(
             f"metric {short[0]!r} needs at least {MIN_CODES[short[0]]} codes, got {rows}; "
-            "score more points (--samples)"
+            f"score at least {MIN_CODES[short[0]]} points"
         )
     return [n for n in names if n not in short]
 

@@ -40,11 +40,14 @@ class FactorVAE(VAEBase):
         super().__init__(**backbone)
         if gamma < 0 or not discriminator_lr > 0:
             raise UntwineError("model.gamma must be non-negative and discriminator_lr positive")
-        if min(discriminator_hidden, discriminator_layers, discriminator_steps) < 1:
-            raise UntwineError(
-                "model.discriminator_hidden, discriminator_layers and discriminator_steps must "
-                "be >= 1"
-            )
+        sizes = {
+            "discriminator_hidden": discriminator_hidden,
+            "discriminator_layers": discriminator_layers,
+            "discriminator_steps": discriminator_steps,
+        }
+        for key, value in sizes.items():
+            if value < 1:
+                raise UntwineError(f"model.{key} must be at least 1, got {value}")
         self.gamma, self.discriminator_lr = gamma, discriminator_lr
         self.discriminator_steps = discriminator_steps
         self._codes: torch.Tensor | None = None  # the last batch's z, for D's extra steps
