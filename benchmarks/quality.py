@@ -23,7 +23,7 @@ from untwine import runs
 from untwine.config import apply_overrides, resolve_config
 from untwine.errors import UntwineError
 from untwine.evaluate import evaluate
-from untwine.metrics import POSTERIOR_METRICS, parse_metrics
+from untwine.metrics import POSTERIOR_METRICS, enough_codes, parse_metrics
 from untwine.models import MODELS, VAEBase
 from untwine.sweep.pool import run_in_pool
 from untwine.sweep.tables import mean_std
@@ -159,6 +159,10 @@ def main() -> None:
             )
         except UntwineError as error:
             raise SystemExit(f"--set for {name}: {error}") from None
+    try:  # a metric the budget cannot serve stops the benchmark here too
+        enough_codes(parse_metrics(args.metrics), args.samples, drop=False)
+    except UntwineError as error:
+        raise SystemExit(f"--metrics: {error}") from None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.json"
