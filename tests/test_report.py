@@ -97,6 +97,22 @@ def test_kl_bars_and_curves_are_charts_of_sensible_size(tiny_run):
     assert curves.size[0] > 600 and curves.size[1] > 400
 
 
+def test_the_tc_panel_draws_the_critic_beside_the_model_estimate():
+    """The critic's points sit on the model's `tc` panel: orange markers appear there only."""
+    own = [{"step": s, "loss": 1.0, "tc": 0.1} for s in (10, 20, 30)]
+    critic = [{"step": s, "eval": {"tc_critic": 3.0}} for s in (10, 30)]
+
+    def orange_columns(records):
+        rgb = np.asarray(training_curves(records).convert("RGB")).astype(int)
+        r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+        return np.nonzero(((r > 200) & (g > 100) & (g < 160) & (b < 60)).any(axis=0))[0], rgb
+
+    assert len(orange_columns(own)[0]) == 0
+    columns, rgb = orange_columns(own + critic)  # panels: loss, tc, metrics during training
+    third = rgb.shape[1] // 3
+    assert len(columns) > 0 and third < columns.min() and columns.max() < 2 * third
+
+
 def test_every_figure_lands_in_the_run(tiny_run):
     written = write_figures(tiny_run)
     expected = {"traversal", "samples", "kl", "reconstructions", "knobs", "knobs.json", "curves"}

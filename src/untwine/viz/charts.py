@@ -42,6 +42,7 @@ def kl_bars(kl: np.ndarray) -> Image.Image:
 
 LOSS_TERMS_SKIPPED = ("kl_per_dim", "images_per_s", "active_units", "step")
 TRACKED = (*ALL_METRICS, "dci.disentanglement", "dci.completeness")  # metric curves drawn
+REFERENCES = {"tc": "tc_critic"}  # a loss term -> the metric that measures it independently
 
 
 def training_curves(records: list[dict[str, Any]]) -> Image.Image:
@@ -63,8 +64,14 @@ def training_curves(records: list[dict[str, Any]]) -> Image.Image:
     for term in terms:
         panel += 1
         axes = figure.add_subplot(rows, columns, panel)
-        axes.plot(steps, [r.get(term, np.nan) for r in losses], linewidth=1)
+        axes.plot(steps, [r.get(term, np.nan) for r in losses], linewidth=1, label="model")
         axes.set_title(term, fontsize=9)
+        reference = [r for r in evals if REFERENCES.get(term) in r["eval"]]
+        if reference:
+            values = [r["eval"][REFERENCES[term]] for r in reference]
+            label = REFERENCES[term]
+            axes.plot([r["step"] for r in reference], values, "o--", markersize=3, label=label)
+            axes.legend(fontsize=6)
     if has_kl:
         panel += 1
         axes = figure.add_subplot(rows, columns, panel)
