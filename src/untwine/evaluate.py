@@ -13,7 +13,6 @@ from tqdm.auto import tqdm
 from untwine import metrics as m
 from untwine import runs
 from untwine.data import Dataset, load_dataset, to_tensor
-from untwine.errors import UntwineError
 from untwine.losses import kl_normal
 from untwine.metrics._sampling import sample_codes
 from untwine.models import Model, VAEBase
@@ -97,28 +96,30 @@ def metrics_for(
     """The metrics to run: "all" keeps those the dataset's factors, the model and the number of
     `samples` allow; a named metric either can run or is a one-line error."""
     names = m.parse_metrics(metrics)
+    asked_all = metrics == "all"
     if samples is not None:
-        names = m.enough_codes(names, samples, metrics == "all")
+        names = m.enough_codes(names, samples, asked_all)
     if model is not None and not isinstance(model, VAEBase):
-        if metrics == "all":
-            names = [n for n in names if n not in m.POSTERIOR_METRICS]
-        needing = [n for n in names if n in m.POSTERIOR_METRICS]
-        if needing:
-            raise UntwineError(
-                f"metric {needing[0]!r} reads the posterior q(z|x), which only the VAE family "
+        names = m.keep_runnable(
+            names,
+            lambda n: n not in m.POSTERIOR_METRICS,
+            asked_all,
+            lambda n: (
+                f"metric {n!r} reads the posterior q(z|x), which only the VAE family "
                 f"has; this model is {type(model).__name__}"
-            )
+            ),
+        )
     if dataset.factor_names:
         return names
-    if metrics == "all":
-        return [n for n in names if n in FACTOR_FREE_METRICS]
-    needing = [n for n in names if n not in FACTOR_FREE_METRICS]
-    if needing:
-        raise UntwineError(
-            f"metric {needing[0]!r} needs ground-truth factors, and this dataset has none; "
+    return m.keep_runnable(
+        names,
+        lambda n: n in FACTOR_FREE_METRICS,
+        asked_all,
+        lambda n: (
+            f"metric {n!r} needs ground-truth factors, and this dataset has none; "
             f"without factors: {', '.join(FACTOR_FREE_METRICS)} (give factors to score the rest)"
-        )
-    return names
+        ),
+    )
 
 
 @torch.no_grad()

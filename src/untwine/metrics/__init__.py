@@ -133,30 +133,42 @@ def score(
     return results
 
 
+def keep_runnable(
+    names: list[str], runnable: Callable[[str], bool], asked_all: bool, why: Callable[[str], str]
+) -> list[str]:
+    """`names` less those not `runnable` here: dropped when "all" was asked for, else the first
+    is a one-line error, `why(name)`."""
+    refused = [n for n in names if not runnable(n)]
+    if refused and not asked_all:
+        raise UntwineError(why(refused[0]))
+    return [n for n in names if n not in refused]
+
+
 def enough_codes(names: list[str], rows: int, drop: bool) -> list[str]:
     """`names` less those needing more than `rows` codes: dropped if `drop` (as "all" does),
     else a one-line error."""
-    short = [n for n in names if rows < MIN_CODES.get(n, 0)]
-    if short and not drop:
-        raise UntwineError(
-            f"metric {short[0]!r} needs at least {MIN_CODES[short[0]]} codes, got {rows}; "
-            f"score at least {MIN_CODES[short[0]]} points"
-        )
-    return [n for n in names if n not in short]
+    return keep_runnable(
+        names,
+        lambda n: rows >= MIN_CODES.get(n, 0),
+        drop,
+        lambda n: (
+            f"metric {n!r} needs at least {MIN_CODES[n]} codes, got {rows}; "
+            f"score at least {MIN_CODES[n]} points"
+        ),
+    )
 
 
 def _code_metrics_only(metrics: str | Iterable[str]) -> list[str]:
     """The metrics to run on codes without factors: a factor metric named is a one-line error."""
-    names = parse_metrics(metrics, (*ARRAY_METRICS, *CODE_METRICS))
-    if metrics == "all":
-        return [n for n in names if n in CODE_METRICS]
-    needing = [n for n in names if n not in CODE_METRICS]
-    if needing:
-        raise UntwineError(
-            f"metric {needing[0]!r} needs ground-truth factors, and none were given; "
+    return keep_runnable(
+        parse_metrics(metrics, (*ARRAY_METRICS, *CODE_METRICS)),
+        lambda n: n in CODE_METRICS,
+        metrics == "all",
+        lambda n: (
+            f"metric {n!r} needs ground-truth factors, and none were given; "
             f"without factors: {', '.join(CODE_METRICS)}"
-        )
-    return names
+        ),
+    )
 
 
 __all__ = [
@@ -172,6 +184,7 @@ __all__ = [
     "factor_vae_score",
     "histogram_discretize",
     "irs",
+    "keep_runnable",
     "mcc",
     "mig",
     "mig_chen",
