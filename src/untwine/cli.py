@@ -246,7 +246,7 @@ def score(file: str, names: str, seed: int, dci_estimator: str) -> None:
         arrays.get("factors"),
         arrays.get("codes_test"),
         arrays.get("factors_test"),
-        metrics=names if names == "all" else parse_metrics(names, [*ARRAY_METRICS, *CODE_METRICS]),
+        metrics=names,
         seed=seed,
         dci_estimator=dci_estimator,
         factor_names=_factor_names(arrays, file),

@@ -102,14 +102,16 @@ def score(
     metric (for progress display).
     """
     if factors is None:
+        names = _code_metrics_only(metrics)  # the names first: a mistyped one is the error
         codes = check_codes(codes)
-        names = enough_codes(_code_metrics_only(metrics), len(codes), metrics == "all")
+        names = enough_codes(names, len(codes), metrics == "all")
         results: dict[str, float] = {}
         for name in names:
             if on_metric:
                 on_metric(name)
             results.update(CODE_METRICS[name](codes, {"seed": seed}))
         return results
+    names = parse_metrics(metrics, (*ARRAY_METRICS, *CODE_METRICS))
     split = train_test(codes, factors, codes_test, factors_test)
     num_factors = split[1].shape[1]
     if factor_names is None:
@@ -122,7 +124,6 @@ def score(
         raise UntwineError(f"factor names repeat ({', '.join(factor_names)}); give unique names")
     options = {"seed": seed, "dci_estimator": dci_estimator, "factor_names": list(factor_names)}
     results = {}
-    names = parse_metrics(metrics, (*ARRAY_METRICS, *CODE_METRICS))
     for name in enough_codes(names, len(split[0]), metrics == "all"):
         if on_metric:
             on_metric(name)

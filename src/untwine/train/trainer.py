@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -51,14 +52,16 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_optimizers(model: Model, lr: float) -> dict[str, torch.optim.Optimizer]:
-    """One Adam per objective the model declares; options it names override the run's lr.
+def make_optimizers(
+    objectives: dict[str, dict[str, Any]], lr: float
+) -> dict[str, torch.optim.Optimizer]:
+    """One Adam per objective a model declares; options it names override the run's lr.
 
     An objective may also ask for `steps` optimiser steps per training step, with `again`
     giving its loss for each step after the first (a critic catching up with its target).
     """
     optimizers = {}
-    for key, spec in model.objectives().items():
+    for key, spec in objectives.items():
         options = {"lr": lr, "betas": (0.9, 0.999), "eps": 1e-8, **spec.get("options", {})}
         optimizers[key] = torch.optim.Adam(spec["params"], **options)
     return optimizers
@@ -112,8 +115,8 @@ def train(
     torch.manual_seed(config.train.seed)
     config, model = build(config, dataset)
     model.to(device)
-    optimizers = make_optimizers(model, config.train.lr)
     objectives = model.objectives()
+    optimizers = make_optimizers(objectives, config.train.lr)
     sampler = torch.Generator().manual_seed(config.train.seed)
 
     state = runs.load_state(run_dir, device) if resuming else None
