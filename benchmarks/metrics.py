@@ -62,7 +62,7 @@ def main() -> None:
     warmup, _ = timed(metrics.dci, codes[:200], factors[:200] % 2)
     calibration = calibration_seconds()
     seconds, scores = {}, {}
-    for name in (*metrics.ARRAY_METRICS, *metrics.CODE_METRICS):
+    for name in metrics.metric_names(["codes", "latents"]):
         runs = [timed(metrics.score, *split, metrics=name) for _ in range(args.repeat)]
         seconds[name] = min(t for t, _ in runs)  # the least-disturbed run, as timeit does
         scores.update(runs[0][1])

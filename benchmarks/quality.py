@@ -23,22 +23,13 @@ from untwine import runs
 from untwine.config import apply_overrides, resolve_config
 from untwine.errors import UntwineError
 from untwine.evaluate import evaluate
-from untwine.metrics import POSTERIOR_METRICS, enough_codes, parse_metrics
+from untwine.metrics import METRICS, enough_codes, parse_metrics
 from untwine.models import MODELS, VAEBase
 from untwine.sweep.pool import run_in_pool
 from untwine.sweep.tables import mean_std
 
-METRICS = "mig,mig_chen,dci,factor_vae,beta_vae,tc_critic"
-COLUMNS = (
-    "mig",
-    "mig_chen",
-    "dci.disentanglement",
-    "factor_vae",
-    "beta_vae",
-    "reconstruction",
-    "tc_critic",
-)
-BY_FACTOR = {"mig": "MIG", "mig_chen": "Chen et al.'s MIG"}  # per-factor terms kept and tabled
+SCORED = "mig,mig_chen,dci,factor_vae,beta_vae,tc_critic"  # the default --metrics
+HEALTH = ("reconstruction",)  # tabled beside the metrics' headline scores
 
 
 def train_and_score(name: str, seed: int, args: argparse.Namespace) -> dict:
@@ -67,22 +58,33 @@ def train_and_score(name: str, seed: int, args: argparse.Namespace) -> dict:
         "images_per_s": round(statistics.median(speeds), 1),
         "threads": threads,  # the threads it trained on
         "train_s_this_call": round(train_s, 1),  # shorter if it resumed a run cut short
-        **{k: scores[k] for k in COLUMNS if k in scores},
-        **{f"{metric}_per_factor": per_factor(scores, metric) for metric in BY_FACTOR},
+        **{k: scores[k] for k in columns(args.metrics) if k in scores},
+        **{
+            f"{metric}_per_factor": per_factor(scores, metric) for metric in by_factor(args.metrics)
+        },
     }
+
+
+def scorable(name: str, metrics: str) -> list[str]:
+    """`metrics` less those that read q(z|x), for a model without one (InfoGAN)."""
+    posterior = issubclass(MODELS.get(name), VAEBase)
+    return [m for m in parse_metrics(metrics) if posterior or METRICS[m].kind != "posterior"]
+
+
+def columns(metrics: str | list[str]) -> list[str]:
+    """The table's score columns: each metric's headline keys, then model health."""
+    return [*(k for name in parse_metrics(metrics) for k in METRICS[name].headline_keys()), *HEALTH]
+
+
+def by_factor(metrics: str | list[str]) -> list[str]:
+    """The metrics among `metrics` that write a term per factor (tabled per factor below)."""
+    return [name for name in parse_metrics(metrics) if METRICS[name].per_factor]
 
 
 def per_factor(scores: dict, metric: str) -> dict[str, float]:
     """A metric's per-factor terms (`mig.shape`...) as {factor: value}."""
     prefix = f"{metric}."
     return {k.removeprefix(prefix): round(v, 4) for k, v in scores.items() if k.startswith(prefix)}
-
-
-def scorable(name: str, metrics: str) -> str:
-    """`metrics` less those that read q(z|x), for a model without one (InfoGAN)."""
-    if issubclass(MODELS.get(name), VAEBase):
-        return metrics
-    return ",".join(m for m in parse_metrics(metrics) if m not in POSTERIOR_METRICS)
 
 
 def overrides_for(name: str, sets: list[str]) -> list[str]:
@@ -97,24 +99,25 @@ def split_scope(item: str) -> tuple[str | None, str]:
     return (scope if colon else None), key + sep + value  # a malformed item stays malformed
 
 
-def markdown(rows: list[dict]) -> str:
-    """Mean ± std over seeds per model, in the order the models first appear; then each MIG's
-    terms by factor."""
-    header = ["model", "seeds", "images", "batch", "images/s", *COLUMNS]
+def markdown(rows: list[dict], metrics: str) -> str:
+    """Mean ± std over seeds per model, in the order the models first appear; then the terms
+    by factor of each metric that has them."""
+    shown = columns(metrics)
+    header = ["model", "seeds", "images", "batch", "images/s", *shown]
     lines = _table_head(header)
     names = list(dict.fromkeys(r["model"] for r in rows))
     for name in names:
         mine = [r for r in rows if r["model"] == name]
         cells = [name, str(len(mine)), f"{mine[0]['images']:,}", str(mine[0]["batch_size"])]
         cells.append(f"{statistics.median(r['images_per_s'] for r in mine):.0f}")
-        cells += [mean_std([r[key] for r in mine if key in r]) for key in COLUMNS]
+        cells += [mean_std([r[key] for r in mine if key in r]) for key in shown]
         lines.append("| " + " | ".join(cells) + " |")
-    for metric, title in BY_FACTOR.items():
+    for metric in by_factor(metrics):
         key = f"{metric}_per_factor"
         factors = list(dict.fromkeys(f for r in rows for f in r.get(key, {})))
         if not factors:
             continue
-        lines += ["", f"{title} by factor (each factor's gap in normalised MI):", ""]
+        lines += ["", f"`{metric}` by factor (each factor's term):", ""]
         lines += _table_head(["model", *factors])
         for name in names:
             gaps = [r[key] for r in rows if r["model"] == name and key in r]
@@ -134,7 +137,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1_000_000, help="training budget")
     parser.add_argument("--batch-size", type=int, help="default: each model's own")
     parser.add_argument("--samples", type=int, default=10_000, help="evaluation points")
-    parser.add_argument("--metrics", default=METRICS)
+    parser.add_argument("--metrics", default=SCORED)
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
         "--set",
@@ -183,7 +186,7 @@ def main() -> None:
         setting = {key: vars(args)[key] for key in same}
         text = json.dumps({"benchmark": "quality", **setting, "rows": rows}, indent=2) + "\n"
         runs.atomic_write(results, text.encode())
-        runs.atomic_write(out / "results.md", markdown(rows).encode())
+        runs.atomic_write(out / "results.md", markdown(rows, args.metrics).encode())
 
     calls = [(name, seed, args) for name, seed in pending]
     try:

@@ -47,9 +47,9 @@ def test_quality_writes_rows_and_a_table_and_a_rerun_keeps_them(tmp_path):
     assert "mig_chen" in rows[0] and "mig_chen" not in rows[1]  # InfoGAN has no q(z|x)
     assert list(rows[0]["mig_chen_per_factor"]) == factors and not rows[1]["mig_chen_per_factor"]
     assert table[0].startswith("| model | seeds | images | batch | images/s | mig | mig_chen |")
-    assert table[2].startswith("| vae | 1 | 32 | 8 |") and table[3].endswith("| - | - | - |")
+    assert table[2].startswith("| vae | 1 | 32 | 8 |") and table[3].endswith("| - | - |")
     assert table[7] == "| model | shape | scale | orientation | position_x | position_y |"
-    assert table[12] == "Chen et al.'s MIG by factor (each factor's gap in normalised MI):"
+    assert table[12] == "`mig_chen` by factor (each factor's term):"
     assert table[17].startswith("| infogan | - |")
     again = _quality(tmp_path, metrics="mig,mig_chen")
     assert again.returncode == 0 and json.loads(again.stdout)["rows"] == rows

@@ -9,6 +9,7 @@ import numpy as np
 import yaml
 
 import untwine
+from untwine.metrics import METRICS
 from untwine.sweep import load_study
 
 from .conftest import run_cli
@@ -22,10 +23,17 @@ def _blocks(language: str) -> list[str]:
 
 def test_the_python_examples_run(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    scoring, training = _blocks("python")
+    scoring, registering, training = _blocks("python")
     exec(compile(scoring, "README.md", "exec"), {})
     first_line = capsys.readouterr().out.splitlines()[0]
     assert float(first_line) > 0.9
+    registered = dict(METRICS)
+    try:
+        exec(compile(registering, "README.md", "exec"), {})
+    finally:  # the example's metric leaves with this test
+        METRICS.clear()
+        METRICS.update(registered)
+    assert capsys.readouterr().out.strip() == "1.0"
     exec(compile(training, "README.md", "exec"), {})
     assert (tmp_path / "runs/python-demo/figures/traversal.png").exists()
     assert "torch.Size([3, 10])" in capsys.readouterr().out

@@ -149,9 +149,9 @@ def test_health_warns_when_a_model_sees_under_half_the_critic_tc(tmp_path):
     records = [r for pair in zip(own, critic, strict=True) for r in pair]
     (run / runs.LOG).write_text("".join(json.dumps(r) + "\n" for r in records))
     assert health_warnings(run) == [
-        "the model's own TC estimate was below half the critic's at 2 of 3 evaluations (last "
-        "at step 40: 0.15 against 1.1 nats): its penalty sees less total correlation than its "
-        "codes carry"
+        "the model's own tc estimate was below half of tc_critic's reading at 2 of 3 "
+        "evaluations (last at step 40: 0.15 against 1.1): its penalty sees less than its codes "
+        "carry"
     ]
     (run / runs.LOG).write_text("".join(json.dumps(r) + "\n" for r in records[:4]))
     assert health_warnings(run) == []  # 0.15 of 0.2 is seen; 0.05 is too small to judge by

@@ -16,7 +16,7 @@ from untwine import runs
 from untwine.config import RunConfig, apply_overrides, read_yaml, resolve_config
 from untwine.data import DATASETS
 from untwine.errors import UntwineError, UntwineWarning
-from untwine.metrics import ALL_METRICS, ARRAY_METRICS, CODE_METRICS, parse_metrics
+from untwine.metrics import KINDS, METRICS, headline_keys, parse_metrics
 from untwine.models import MODELS
 
 # Each train flag is a shorthand for one config key; the YAML and `key=value` use the same names.
@@ -171,7 +171,7 @@ DCI_OPTION = click.option(
 )
 
 
-METRIC_HELP = "all, or a comma-separated subset of: " + ", ".join(ALL_METRICS)
+METRIC_HELP = "all, or a comma-separated subset of the names `untwine metrics` lists."
 
 
 @cli.command()
@@ -222,7 +222,8 @@ def evaluate(
     "names",
     default="all",
     show_default=True,
-    help="all, or a comma-separated subset of: " + ", ".join([*ARRAY_METRICS, *CODE_METRICS]),
+    help="all, or a comma-separated subset of the metrics `untwine metrics` lists as reading "
+    "codes or latents.",
 )
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Seed for DCI's trees and the critic."
@@ -233,8 +234,8 @@ def score(file: str, names: str, seed: int, dci_estimator: str) -> None:
 
     Optional `codes_test` and `factors_test` give the test split; otherwise the first
     ceil(0.9 N) rows train and the rest test. Optional `factor_names` (k strings) names MIG's
-    per-factor terms. Without `factors`, the metrics that need none run (unsupervised,
-    tc_critic). Prints one JSON object.
+    per-factor terms. Without `factors`, the metrics that need none run (`untwine metrics`
+    says which). Prints one JSON object.
     """
     from untwine.metrics import score as score_arrays
 
@@ -383,9 +384,7 @@ def sweep(
         if row["status"] == "failed":
             click.echo(f"{count} {row['name']}: failed: {row['error']}", err=True)
             return
-        scores = [
-            f"{k} {row['metrics'][k]:.3f}" for k in ("mig", "factor_vae") if k in row["metrics"]
-        ]
+        scores = [f"{k} {row['metrics'][k]:.3f}" for k in headline_keys() if k in row["metrics"]]
         click.echo(f"{count} {row['name']}: done in {row['train_s']:.0f} s  {', '.join(scores)}")
 
     try:
@@ -429,6 +428,21 @@ def models() -> None:
             click.echo(f"    {key} = {default}")
         for key, value in getattr(model, "train_defaults", {}).items():
             click.echo(f"    train.{key} = {value} (this model's default)")
+
+
+@cli.command("metrics")
+def list_metrics() -> None:
+    """List the metrics: what each reads, what it needs, the keys it writes and what they mean."""
+    for name, metric in METRICS.items():
+        needs = ["factors" if metric.needs_factors else "no factors"]
+        if metric.min_codes:
+            needs.append(f"at least {metric.min_codes} points")
+        sources = f" ({'; '.join(metric.references)})" if metric.references else ""
+        click.echo(f"{name}: {KINDS[metric.kind]}; needs {', '.join(needs)}{sources}")
+        for key, meaning in metric.meanings.items():
+            click.echo(f"    {key}: {meaning}")
+        if metric.per_factor:
+            click.echo(f"    {name}.<factor>: {metric.per_factor.format(factor='<factor>')}")
 
 
 @cli.group(invoke_without_command=True)

@@ -16,6 +16,7 @@ import numpy as np
 
 from untwine import runs
 from untwine.data import Dataset, load_dataset
+from untwine.metrics import meanings, references
 from untwine.models import Model, VAEBase
 from untwine.viz.charts import COLLAPSED_KL, kl_bars, training_curves
 from untwine.viz.grid import save_png
@@ -25,39 +26,10 @@ from untwine.viz.traversal import kl_per_dim, write_traversals
 
 REPORT = "report.html"
 KL_SPIKE = 5.0  # a logged KL this many times the medians of its neighbours is a spike
-TC_SEEN = 0.5  # a model's own TC estimate under this share of the critic's sees too little
-TC_FLOOR = 0.1  # nats: a critic's TC below this is too small to judge a model's estimate by
+SEEN_SHARE = 0.5  # a model's estimate of a term under this share of the metric's sees too little
+SEEN_FLOOR = 0.1  # a metric's reading below this is too small to judge a model's estimate by
 
-METRIC_MEANINGS = {
-    "mig": "Mutual Information Gap: per factor, how much more the best latent knows about it "
-    "than the second best, over the factor's entropy (1: each factor in one latent).",
-    "mig_chen": "Chen et al.'s MIG: the same gap, with mutual information read from the "
-    "posteriors q(z|x) rather than from histograms of their means (not comparable with MIG).",
-    "dci.disentanglement": "DCI disentanglement: how much each latent's importance for the "
-    "boosted trees concentrates on a single factor.",
-    "dci.completeness": "DCI completeness: how much each factor is captured by a single latent.",
-    "dci.informativeness_test": "DCI informativeness: accuracy of boosted trees predicting "
-    "the factors from all latents, on held-out points.",
-    "sap": "SAP: per factor, the gap in accuracy between the two best single-latent linear "
-    "classifiers.",
-    "modularity": "Modularity: whether each latent depends on at most one factor "
-    "(1: fully modular).",
-    "explicitness": "Explicitness: how well a linear classifier reads each factor from the "
-    "latents (mean ROC AUC, held out).",
-    "irs": "IRS: how little a factor's latents move when only the other factors change.",
-    "mcc": "MCC: mean absolute correlation between factors and their best-matched latents.",
-    "beta_vae": "BetaVAE score: accuracy of a linear classifier naming which factor was held "
-    "fixed, from mean latent differences.",
-    "factor_vae": "FactorVAE score: accuracy of a majority vote naming the fixed factor from "
-    "the latent that varies least.",
-    "tc_critic": "Total correlation of the latents in nats, read on held-out points by a "
-    "critic trained to tell them from latents shuffled column by column (0: independent).",
-    "tc_critic.dv_bound": "A lower bound on that total correlation (Donsker-Varadhan): the "
-    "estimate is trustworthy when the two agree.",
-    "unsupervised.gaussian_total_correlation": "Total correlation of a Gaussian fitted to "
-    "the latents (0: independent latents).",
-    "unsupervised.mutual_info_score": "Mean mutual information between pairs of latents "
-    "(0: independent latents).",
+HEALTH_MEANINGS = {  # what evaluate reads beside the metrics (theirs are registered)
     "active_units": "Latents whose mean varies across inputs (variance > 0.01).",
     "kl": "KL(q(z|x) || p(z)) per input, summed over latents, in nats.",
     "reconstruction": "Negative log-likelihood of an input given its latents, in nats.",
@@ -144,7 +116,7 @@ def health_warnings(run_dir: str | Path) -> list[str]:
                 "the records before it, and it fell back after"
             )
             break
-    warnings.extend(_tc_unseen(records))
+    warnings.extend(_penalty_unseen(records))
     last_kl = next((r["kl_per_dim"] for r in reversed(records) if "kl_per_dim" in r), None)
     if last_kl is not None:
         collapsed = [f"z{d}" for d, kl in enumerate(last_kl) if kl < COLLAPSED_KL]
@@ -160,25 +132,29 @@ def health_warnings(run_dir: str | Path) -> list[str]:
     return warnings
 
 
-def _tc_unseen(records: list[dict[str, Any]]) -> list[str]:
-    """A model that logs its own TC estimate, beside the critic's during training: warn when
-    the model's is below half the critic's, since its penalty then sees too little."""
-    own = {r["step"]: r["tc"] for r in records if isinstance(r.get("tc"), float)}
-    pairs = [
-        (r["step"], own[r["step"]], r["eval"]["tc_critic"])
-        for r in records
-        if "tc_critic" in r.get("eval", {}) and r["step"] in own
-    ]
-    judged = [(step, mine, critic) for step, mine, critic in pairs if critic >= TC_FLOOR]
-    low = [(step, mine, critic) for step, mine, critic in judged if mine < TC_SEEN * critic]
-    if not low:
-        return []
-    step, mine, critic = low[-1]
-    return [
-        f"the model's own TC estimate was below half the critic's at {len(low)} of "
-        f"{len(judged)} evaluations (last at step {step}: {mine:.3g} against {critic:.3g} "
-        "nats): its penalty sees less total correlation than its codes carry"
-    ]
+def _penalty_unseen(records: list[dict[str, Any]]) -> list[str]:
+    """A loss term that a metric measures independently (a model's TC estimate, the critic's
+    TC), both logged during training: warn when the model's is below half the metric's, since
+    its penalty then sees too little."""
+    warnings = []
+    for term, metric in references().items():
+        own = {r["step"]: r[term] for r in records if isinstance(r.get(term), float)}
+        pairs = [
+            (r["step"], own[r["step"]], r["eval"][metric])
+            for r in records
+            if metric in r.get("eval", {}) and r["step"] in own
+        ]
+        judged = [(step, mine, ref) for step, mine, ref in pairs if ref >= SEEN_FLOOR]
+        low = [(step, mine, ref) for step, mine, ref in judged if mine < SEEN_SHARE * ref]
+        if not low:
+            continue
+        step, mine, ref = low[-1]
+        warnings.append(
+            f"the model's own {term} estimate was below half of {metric}'s reading at "
+            f"{len(low)} of {len(judged)} evaluations (last at step {step}: {mine:.3g} against "
+            f"{ref:.3g}): its penalty sees less than its codes carry"
+        )
+    return warnings
 
 
 def report(run_dir: str | Path, *, seed: int = 0, device: str = "cpu") -> Path:
@@ -265,18 +241,8 @@ def _metrics_html(metrics: dict[str, Any] | None, run_dir: Path) -> str:
 
 
 def _meanings(metrics: dict[str, Any]) -> dict[str, str]:
-    """METRIC_MEANINGS, with a row for each factor's MIG term (`mig.shape`...) after MIG's."""
-    by_factor = {
-        key: f"MIG for {key.removeprefix('mig.')} alone (MIG above is the mean of these terms)."
-        for key in metrics
-        if key.startswith("mig.")
-    }
-    meanings = {}
-    for key, meaning in METRIC_MEANINGS.items():
-        meanings[key] = meaning
-        if key == "mig":
-            meanings.update(by_factor)
-    return meanings
+    """Each registered metric's keys (with any per-factor terms), then model health's."""
+    return {**meanings(metrics), **HEALTH_MEANINGS}
 
 
 def _traversal_html(figures: dict[str, Path], knobs: list[dict] | None) -> str:

@@ -10,6 +10,7 @@ from sklearn.linear_model import LogisticRegression
 
 from untwine.data import Dataset
 from untwine.metrics._sampling import RepresentationFn
+from untwine.metrics.registry import Inputs, Metric, register
 
 
 def beta_vae_score(
@@ -52,3 +53,33 @@ def _points(dataset, representation_fn, rng, batch_size, num_points, chunk: int 
         features.append(np.abs(z1 - z2).reshape(n, batch_size, -1).mean(axis=1))
         labels.append(fixed)
     return np.concatenate(features), np.concatenate(labels)
+
+
+def _registered(inputs: Inputs) -> dict[str, float]:
+    """The score on the evaluation budget: `samples` training points, half as many to test."""
+    scores = beta_vae_score(
+        inputs.dataset,
+        inputs.encode,
+        inputs.rng,
+        num_train=inputs.samples,
+        num_eval=max(inputs.samples // 2, 1),
+    )
+    return {
+        "beta_vae": scores["eval_accuracy"],
+        "beta_vae.train_accuracy": scores["train_accuracy"],
+    }
+
+
+register(
+    Metric(
+        name="beta_vae",
+        kind="sampled",
+        compute=_registered,
+        min_codes=10,
+        meanings={
+            "beta_vae": "BetaVAE score: accuracy of a linear classifier naming which factor was "
+            "held fixed, from mean latent differences."
+        },
+        references=("Higgins et al. 2017",),
+    )
+)

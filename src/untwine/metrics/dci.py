@@ -14,6 +14,7 @@ from sklearn.ensemble import GradientBoostingClassifier
 from untwine.errors import UntwineError
 from untwine.metrics._boosting import fit_boosted_trees
 from untwine.metrics._checks import train_test
+from untwine.metrics.registry import Metric, prefixed, register
 
 
 def dci(
@@ -116,3 +117,22 @@ def completeness(importance: np.ndarray) -> float:
         importance = np.ones_like(importance)
     weights = importance.sum(axis=0) / importance.sum()
     return float(np.sum(per_factor * weights))
+
+
+register(
+    Metric(
+        name="dci",
+        kind="codes",
+        compute=lambda i: prefixed("dci", dci(*i.split, seed=i.seed, estimator=i.dci_estimator)),
+        meanings={
+            "dci.disentanglement": "DCI disentanglement: how much each latent's importance for "
+            "the boosted trees concentrates on a single factor.",
+            "dci.completeness": "DCI completeness: how much each factor is captured by a single "
+            "latent.",
+            "dci.informativeness_test": "DCI informativeness: accuracy of boosted trees "
+            "predicting the factors from all latents, on held-out points.",
+        },
+        headline=("dci.disentanglement", "dci.completeness"),
+        references=("Eastwood & Williams 2018",),
+    )
+)

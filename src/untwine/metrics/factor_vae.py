@@ -6,6 +6,7 @@ import numpy as np
 
 from untwine.data import Dataset
 from untwine.metrics._sampling import RepresentationFn, sample_codes
+from untwine.metrics.registry import Inputs, Metric, register
 
 
 def factor_vae_score(
@@ -60,3 +61,36 @@ def _votes(
         ratio = local[:, active] / global_variance[active]
         np.add.at(votes, (fixed, np.argmin(ratio, axis=1)), 1)
     return votes
+
+
+def _registered(inputs: Inputs) -> dict[str, float]:
+    """The score on the evaluation budget: `samples` points each to estimate variances and to
+    train, half as many to test."""
+    scores = factor_vae_score(
+        inputs.dataset,
+        inputs.encode,
+        inputs.rng,
+        num_train=inputs.samples,
+        num_eval=max(inputs.samples // 2, 1),
+        num_variance_estimate=inputs.samples,
+    )
+    return {
+        "factor_vae": scores["eval_accuracy"],
+        "factor_vae.train_accuracy": scores["train_accuracy"],
+        "factor_vae.active_codes": scores["active_codes"],
+    }
+
+
+register(
+    Metric(
+        name="factor_vae",
+        kind="sampled",
+        compute=_registered,
+        min_codes=10,
+        meanings={
+            "factor_vae": "FactorVAE score: accuracy of a majority vote naming the fixed factor "
+            "from the latent that varies least."
+        },
+        references=("Kim & Mnih 2018",),
+    )
+)

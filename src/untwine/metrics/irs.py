@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from untwine.metrics._checks import check_pair, histogram_discretize
+from untwine.metrics.registry import Metric, prefixed, register
 
 
 def irs(
@@ -38,3 +39,16 @@ def irs(
         np.average(per_code, weights=max_deviation) if max_deviation.sum() > 0 else per_code.mean()
     )
     return {"irs": float(score), "active_codes": int(codes.shape[1])}
+
+
+register(
+    Metric(
+        name="irs",
+        kind="codes",
+        compute=lambda i: prefixed("irs", irs(i.codes, i.factors), main="irs"),
+        meanings={
+            "irs": "IRS: how little a factor's latents move when only the other factors change."
+        },
+        references=("Suter et al. 2019",),
+    )
+)

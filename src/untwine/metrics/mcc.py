@@ -9,6 +9,7 @@ import scipy.stats
 from scipy.optimize import linear_sum_assignment
 
 from untwine.metrics._checks import check_pair
+from untwine.metrics.registry import Metric, register
 
 
 def mcc(
@@ -39,3 +40,16 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     denominator = np.outer(np.sqrt((a**2).sum(0)), np.sqrt((b**2).sum(0)))
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(denominator > 0, a.T @ b / denominator, 0.0)
+
+
+register(
+    Metric(
+        name="mcc",
+        kind="codes",
+        compute=lambda i: {"mcc": mcc(i.codes, i.factors)},
+        meanings={
+            "mcc": "MCC: mean absolute correlation between factors and their best-matched latents."
+        },
+        references=("Khemakhem et al. 2020",),
+    )
+)

@@ -11,6 +11,7 @@ from untwine.metrics._checks import (
     discrete_mutual_info,
     histogram_discretize,
 )
+from untwine.metrics.registry import Metric, by_factor, register
 
 
 def mig(codes: np.ndarray, factors: np.ndarray, *, num_bins: int = 20) -> float:
@@ -49,3 +50,19 @@ def normalized_mutual_info(
     mi = discrete_mutual_info(histogram_discretize(codes, num_bins), factors)  # (d, k)
     entropy = discrete_entropy(factors)  # (k,)
     return np.divide(mi, entropy, out=np.zeros_like(mi), where=entropy > 0)
+
+
+register(
+    Metric(
+        name="mig",
+        kind="codes",
+        compute=lambda i: by_factor("mig", mig_per_factor(i.codes, i.factors), i.factor_names),
+        meanings={
+            "mig": "Mutual Information Gap: per factor, how much more the best latent knows "
+            "about it than the second best, over the factor's entropy (1: each factor in one "
+            "latent)."
+        },
+        per_factor="MIG for {factor} alone (MIG above is the mean of these terms).",
+        references=("Chen et al. 2018",),
+    )
+)

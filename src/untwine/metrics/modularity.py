@@ -16,6 +16,7 @@ from untwine.metrics._checks import (
     histogram_discretize,
     train_test,
 )
+from untwine.metrics.registry import Metric, prefixed, register
 
 
 def modularity(codes: np.ndarray, factors: np.ndarray, *, num_bins: int = 20) -> float:
@@ -86,3 +87,29 @@ def modularity_explicitness(
         "explicitness_train": scores["train"],
         "explicitness_test": scores["test"],
     }
+
+
+register(
+    Metric(
+        name="modularity",
+        kind="codes",
+        compute=lambda i: {"modularity": modularity(i.codes, i.factors)},
+        meanings={
+            "modularity": "Modularity: whether each latent depends on at most one factor "
+            "(1: fully modular)."
+        },
+        references=("Ridgeway & Mozer 2018",),
+    )
+)
+register(
+    Metric(
+        name="explicitness",
+        kind="codes",
+        compute=lambda i: prefixed("explicitness", explicitness(*i.split), main="test"),
+        meanings={
+            "explicitness": "Explicitness: how well a linear classifier reads each factor from "
+            "the latents (mean ROC AUC, held out)."
+        },
+        references=("Ridgeway & Mozer 2018",),
+    )
+)

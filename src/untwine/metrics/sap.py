@@ -10,6 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
 
 from untwine.metrics._checks import train_test
+from untwine.metrics.registry import Metric, register
 
 
 def sap(
@@ -62,3 +63,17 @@ def _squared_correlations(codes: np.ndarray, factors: np.ndarray) -> np.ndarray:
     denominator = np.outer(c.var(0), f.var(0))
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(denominator > 0, cov**2 / denominator, 0.0)
+
+
+register(
+    Metric(
+        name="sap",
+        kind="codes",
+        compute=lambda i: {"sap": sap(*i.split)},
+        meanings={
+            "sap": "SAP: per factor, the gap in accuracy between the two best single-latent "
+            "linear classifiers."
+        },
+        references=("Kumar et al. 2018",),
+    )
+)

@@ -22,6 +22,7 @@ from torch import nn
 
 from untwine.errors import UntwineError
 from untwine.metrics._checks import check_codes
+from untwine.metrics.registry import Metric, prefixed, register
 
 MIN_CODES = 200
 
@@ -130,3 +131,25 @@ def _fit(critic, train, test, test_shuffled, rng, batch_size, lr, max_epochs, pa
         else:
             since_best += 1
     return best, epochs
+
+
+register(
+    Metric(
+        name="tc_critic",
+        kind="latents",
+        compute=lambda i: prefixed(
+            "tc_critic", tc_critic(i.latent_samples(), seed=i.seed), main="tc"
+        ),
+        meanings={
+            "tc_critic": "Total correlation of the latents in nats, read on held-out points by a "
+            "critic trained to tell them from latents shuffled column by column (0: independent).",
+            "tc_critic.dv_bound": "A lower bound on that total correlation (Donsker-Varadhan): "
+            "the estimate is trustworthy when the two agree.",
+        },
+        better="lower",
+        needs_factors=False,
+        min_codes=MIN_CODES,
+        measures="tc",
+        references=("Kim & Mnih 2018", "Belghazi et al. 2018"),
+    )
+)

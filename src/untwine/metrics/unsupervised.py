@@ -6,6 +6,7 @@ import numpy as np
 import scipy.linalg
 
 from untwine.metrics._checks import check_codes, discrete_mutual_info, histogram_discretize
+from untwine.metrics.registry import Metric, prefixed, register
 
 
 def unsupervised(codes: np.ndarray, *, num_bins: int = 20) -> dict[str, float]:
@@ -36,3 +37,21 @@ def unsupervised(codes: np.ndarray, *, num_bins: int = 20) -> dict[str, float]:
         mi = discrete_mutual_info(*(2 * [histogram_discretize(codes, num_bins)]))
         scores["mutual_info_score"] = float((mi.sum() - np.trace(mi)) / (d * d - d))
     return scores
+
+
+register(
+    Metric(
+        name="unsupervised",
+        kind="codes",
+        compute=lambda i: prefixed("unsupervised", unsupervised(i.codes)),
+        meanings={
+            "unsupervised.gaussian_total_correlation": "Total correlation of a Gaussian fitted "
+            "to the latents (0: independent latents).",
+            "unsupervised.mutual_info_score": "Mean mutual information between pairs of latents "
+            "(0: independent latents).",
+        },
+        better="lower",
+        needs_factors=False,
+        references=("Locatello et al. 2019",),
+    )
+)

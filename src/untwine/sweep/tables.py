@@ -9,10 +9,9 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from untwine.metrics import headline_keys
 from untwine.runs import atomic_write
 from untwine.sweep.study import Study
-
-HEADLINE_DOTTED = ("dci.disentanglement",)  # shown beside the undotted scores in results.md
 
 
 def write_tables(study: Study, rows: list[dict[str, Any]], out: Path) -> None:
@@ -40,7 +39,8 @@ def results_csv(study: Study, rows: list[dict[str, Any]]) -> str:
 def results_markdown(study: Study, rows: list[dict[str, Any]]) -> str:
     """Mean ± std over seeds for each setting, in grid order; failed runs named below."""
     settings = [key for key in _swept_keys(study) if key != "train.seed"]
-    headline = [k for k in _score_keys(rows) if "." not in k or k in HEADLINE_DOTTED]
+    shown = headline_keys()  # and the undotted keys of model health (kl, reconstruction...)
+    headline = [k for k in _score_keys(rows) if "." not in k or k in shown]
     lines = [
         f"# {study.name}",
         "",

@@ -9,7 +9,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from untwine.metrics import ALL_METRICS
+from untwine.metrics import headline_keys, references
 
 COLLAPSED_KL = 0.1  # nats per observation: below this a latent is treated as collapsed
 
@@ -41,8 +41,6 @@ def kl_bars(kl: np.ndarray) -> Image.Image:
 
 
 LOSS_TERMS_SKIPPED = ("kl_per_dim", "images_per_s", "active_units", "step")
-TRACKED = (*ALL_METRICS, "dci.disentanglement", "dci.completeness")  # metric curves drawn
-REFERENCES = {"tc": "tc_critic"}  # a loss term -> the metric that measures it independently
 
 
 def training_curves(records: list[dict[str, Any]]) -> Image.Image:
@@ -66,11 +64,12 @@ def training_curves(records: list[dict[str, Any]]) -> Image.Image:
         axes = figure.add_subplot(rows, columns, panel)
         axes.plot(steps, [r.get(term, np.nan) for r in losses], linewidth=1, label="model")
         axes.set_title(term, fontsize=9)
-        reference = [r for r in evals if REFERENCES.get(term) in r["eval"]]
+        measured_by = references().get(term)  # the metric that measures this term independently
+        reference = [r for r in evals if measured_by in r["eval"]]
         if reference:
-            values = [r["eval"][REFERENCES[term]] for r in reference]
-            label = REFERENCES[term]
-            axes.plot([r["step"] for r in reference], values, "o--", markersize=3, label=label)
+            steps_measured = [r["step"] for r in reference]
+            values = [r["eval"][measured_by] for r in reference]
+            axes.plot(steps_measured, values, "o--", markersize=3, label=measured_by)
             axes.legend(fontsize=6)
     if has_kl:
         panel += 1
@@ -83,7 +82,8 @@ def training_curves(records: list[dict[str, Any]]) -> Image.Image:
     if evals:
         panel += 1
         axes = figure.add_subplot(rows, columns, panel)
-        names = [k for k in evals[-1]["eval"] if k in TRACKED]
+        tracked = headline_keys()
+        names = [k for k in evals[-1]["eval"] if k in tracked]
         for name in names:
             axes.plot(
                 [r["step"] for r in evals],

@@ -1,0 +1,54 @@
+"""A metric registered in one place, here a test module, reaches every consumer: evaluation,
+the report, `untwine metrics` and the contract checks, with no other file touched."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import untwine
+from tests.conftest import tiny_config
+from tests.contract.metric_contract import CHECKS
+from untwine import runs
+from untwine.cli import cli
+from untwine.metrics import METRICS, Inputs, Metric
+
+
+def best_correlation(inputs: Inputs) -> dict[str, float]:
+    """Per factor, the largest |correlation| with any latent; their mean."""
+    d = inputs.codes.shape[1]
+    corr = np.nan_to_num(np.corrcoef(inputs.codes.T, inputs.factors.T)[:d, d:])
+    return {"toy": float(np.abs(corr).max(axis=0).mean())}
+
+
+TOY = Metric(
+    name="toy",
+    kind="codes",
+    compute=best_correlation,
+    meanings={"toy": "Toy: per factor, the best |correlation| with one latent, averaged."},
+)
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    monkeypatch.setitem(METRICS, TOY.name, TOY)
+    return TOY
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__.removeprefix("check_"))
+def test_a_registered_metric_is_held_to_the_contract(toy, check):
+    check(toy)
+
+
+def test_a_registered_metric_is_evaluated_reported_and_listed(toy, tmp_path):
+    run = untwine.train(tiny_config(), tmp_path / "run", progress=False)
+    assert "toy" in untwine.evaluate.evaluate(run, metrics="toy,mig", samples=60)
+    assert json.loads((run / runs.METRICS).read_text())["toy"] >= 0
+    page = untwine.report(run).read_text()
+    assert "<code>toy</code>" in page and "best |correlation| with one latent" in page
+    listing = CliRunner().invoke(cli, ["metrics"])
+    assert listing.exit_code == 0
+    assert "toy: reads the codes; needs factors" in listing.output
