@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import traceback
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ import pytest
 SESSION_DATA_ROOT = tempfile.mkdtemp(prefix="untwine-test-data-")
 os.environ["UNTWINE_DATA"] = SESSION_DATA_ROOT
 
+from untwine.cli import cli  # noqa: E402
 from untwine.config import apply_overrides, resolve_config  # noqa: E402
 from untwine.models import MODELS, VAEBase  # noqa: E402
 
@@ -41,12 +45,44 @@ def tiny_config(**overrides):
         "train.checkpoint_every": 10,
         "train.device": "cpu",
         "model.latent_dim": 4,
+        "model.hidden": "[64]",  # the default 1200 x 1200 MLP is 12M weights: slow to step and save
     }
     base.update(overrides)
     return resolve_config(apply_overrides({}, [f"{k}={v}" for k, v in base.items()]))
 
 
 def run_cli(
+    *args: str, cwd: Path | None = None, env: dict | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
+    """Run `untwine ARGS` as a user's shell would, but in this process: its exit status, stdout
+    and stderr (an uncaught exception becomes status 1 and its traceback on stderr, as in a
+    process). Tests where the process itself matters (signals, kills) use `run_cli_process`."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with (
+        _working_directory(cwd),
+        _environment(env or {}),
+        contextlib.redirect_stdout(stdout),
+        contextlib.redirect_stderr(stderr),
+    ):
+        try:
+            cli.main(args=list(args), prog_name="untwine")
+            code = 0
+        except SystemExit as exit_:  # as the interpreter ends a process
+            if isinstance(exit_.code, str):
+                print(exit_.code, file=sys.stderr)
+            code = 1 if isinstance(exit_.code, str) else exit_.code or 0
+        except Exception:
+            traceback.print_exc()
+            code = 1
+    result = subprocess.CompletedProcess(
+        ["untwine", *args], code, stdout.getvalue(), stderr.getvalue()
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"untwine {' '.join(args)} failed:\n{result.stderr}")
+    return result
+
+
+def run_cli_process(
     *args: str, cwd: Path | None = None, env: dict | None = None, check: bool = True
 ) -> subprocess.CompletedProcess:
     """Run `python -m untwine ARGS` in a subprocess and return its result."""
@@ -61,6 +97,31 @@ def run_cli(
     if check and result.returncode != 0:
         raise AssertionError(f"untwine {' '.join(args)} failed:\n{result.stderr}")
     return result
+
+
+@contextlib.contextmanager
+def _working_directory(path: Path | None):
+    before = os.getcwd()
+    if path is not None:
+        os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+@contextlib.contextmanager
+def _environment(changes: dict[str, str]):
+    before = {key: os.environ.get(key) for key in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @pytest.fixture(autouse=True)

@@ -92,7 +92,7 @@ def _alive(pid: int) -> bool:
 def _parallel_quality_under_way(out: Path, **popen) -> tuple[subprocess.Popen, list[Path]]:
     """Two seeds training side by side, each past its first log line, a third waiting its turn;
     and the first two's logs."""
-    args = ["--models", "vae", "--seeds", "0,1,2", "--images", "80000", "--batch-size", "8"]
+    args = ["--models", "vae", "--seeds", "0,1,2", "--images", "16000", "--batch-size", "8"]
     args += ["--samples", "100", "--metrics", "mig", "--jobs", "2", "--out", str(out)]
     benchmark = subprocess.Popen([sys.executable, str(SCRIPT), *args], **popen)
     logs = [out / "runs" / f"vae-s{seed}" / "log.jsonl" for seed in (0, 1)]
@@ -114,9 +114,10 @@ def test_killing_parallel_quality_stops_its_workers_and_keeps_their_steps(tmp_pa
         assert time.monotonic() < deadline, "a worker outlived the benchmark"
         time.sleep(0.5)
     for log in logs:
-        assert runs.trained_steps(log.parent) >= 500  # saved at its step, past the first log
+        assert runs.trained_steps(log.parent) >= 100  # saved at its step, past the first log
 
 
+@pytest.mark.slow  # two more real process trees; the sweep's Ctrl-C tests cover the pool in CI
 @pytest.mark.parametrize("send", [os.killpg, os.kill], ids=["terminal", "parent-alone"])
 def test_ctrl_c_on_parallel_quality_says_how_to_resume_keeps_the_steps_starts_no_more(
     tmp_path, send
@@ -133,7 +134,7 @@ def test_ctrl_c_on_parallel_quality_says_how_to_resume_keeps_the_steps_starts_no
     assert benchmark.returncode != 0 and "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1].startswith("interrupted: 0 finished rows are in ")
     for log in logs:
-        assert runs.trained_steps(log.parent) >= 500
+        assert runs.trained_steps(log.parent) >= 100
     assert not (tmp_path / "runs" / "vae-s2").exists()  # the queued run never started
 
 

@@ -23,6 +23,7 @@ TINY = [
     "cpu",
     "--no-progress",
     "train.log_every=3",
+    "model.hidden=[64]",
 ]
 
 
@@ -140,7 +141,7 @@ def test_every_model_trains_through_the_cli_into_a_loadable_run(tmp_path, name):
 @pytest.mark.parametrize("arch", ["conv64-deep", "mlp"])
 def test_each_arch_trains_through_the_cli_and_is_saved_with_its_sizes(tmp_path, arch):
     run_dir = tmp_path / arch
-    run_cli("train", "--arch", arch, "--out", str(run_dir), "model.hidden=[32,16]", *TINY)
+    run_cli("train", "--arch", arch, "--out", str(run_dir), *TINY, "model.hidden=[32,16]")
     options = runs.read_config(run_dir).model.options
     assert options["arch"] == arch and list(options["hidden"]) == [32, 16]
     model = untwine.load_run(run_dir)

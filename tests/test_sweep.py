@@ -21,7 +21,7 @@ from untwine.sweep.cluster import gpu_requests
 
 TINY = """
 base:
-  model: {latent_dim: 3}
+  model: {latent_dim: 3, hidden: [64]}
   train: {steps: 2, batch_size: 4, log_every: 1, device: cpu}
 evaluate: {metrics: mig, samples: 100}
 """
@@ -198,7 +198,7 @@ def test_the_cli_sweeps_on_two_workers_and_a_bad_study_exits_2(tmp_path):
 def test_a_killed_sweep_keeps_its_finished_runs_and_resumes_the_one_cut_short(tmp_path, sig):
     path = _study(tmp_path, "grid: {model.beta: [1, 4]}\n")
     slower = path.read_text().replace("steps: 2,", "steps: 200, checkpoint_every: 10,")
-    path.write_text(slower.replace("latent_dim: 3", "latent_dim: 3, hidden: [64]"))
+    path.write_text(slower)
     out = tmp_path / "out"
     command = [sys.executable, "-m", "untwine", "sweep", str(path), "--out", str(out)]
     sweep = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -248,7 +248,7 @@ def test_ctrl_c_stops_a_ray_sweep_at_a_saved_step_and_the_rerun_continues_it(tmp
     pytest.importorskip("ray")
     path = _study(tmp_path, "")
     longer = path.read_text().replace("steps: 2,", "steps: 3000, checkpoint_every: 100000,")
-    path.write_text(longer.replace("latent_dim: 3", "latent_dim: 3, hidden: [64]"))
+    path.write_text(longer)
     out = tmp_path / "out"
     command = [sys.executable, "-m", "untwine", "sweep", str(path), "--out", str(out), *RAY_LOCAL]
     sweep = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

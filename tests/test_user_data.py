@@ -280,6 +280,7 @@ def test_cli_scores_unlabelled_data_without_supervised_metrics(tmp_path):
     _write_images(tmp_path / "imgs", n=20, size=(64, 64))
     run = tmp_path / "run"
     args = ["--steps", "4", "--latent-dim", "2", "--no-progress", "train.batch_size=4"]
+    args.append("model.hidden=[64]")
     run_cli("train", "--dataset", f"folder:{tmp_path / 'imgs'}", "--out", str(run), *args)
     run_cli("evaluate", str(run), "--samples", "50")
     scores = json.loads((run / "metrics.json").read_text())
