@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 
-.PHONY: install browser demo test lint clean
+.PHONY: install browser demo test test-all lint clean
 
 install: $(VENV)/.installed
 
@@ -28,6 +28,15 @@ browser:
 test: install browser
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# Everything, the slow checks too: real processes killed mid-run, Ray clusters on this machine.
+test-all: install browser $(VENV)/.installed-ray
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -q
+
+$(VENV)/.installed-ray: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet "$(TORCH)" -e ".[test,ray]"
+	touch $@
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

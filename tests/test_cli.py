@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 import untwine
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_cli_process
 from untwine import runs
 from untwine.models import MODELS
 
@@ -117,6 +119,14 @@ def test_bad_input_ends_with_one_line_and_exit_code_2(tmp_path, args, message):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_the_installed_command_runs_as_its_own_process(tmp_path):
+    """The rest of the suite drives the CLI in-process; here the interpreter starts it."""
+    assert run_cli_process("--version").stdout.startswith("untwine, version ")
+    result = run_cli_process("train", "--steps", "-3", cwd=tmp_path, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == "error: train.steps must be at least 1, got -3"
+
+
 def test_traverse_of_a_folder_that_is_no_run_is_a_user_error(tmp_path):
     result = run_cli("traverse", str(tmp_path), check=False)
     assert result.returncode == 2 and "is not an untwine run" in result.stderr
@@ -125,17 +135,23 @@ def test_traverse_of_a_folder_that_is_no_run_is_a_user_error(tmp_path):
 @pytest.mark.parametrize("name", MODELS.names())
 def test_every_model_trains_through_the_cli_into_a_loadable_run(tmp_path, name):
     run_dir = tmp_path / name
-    size = ["model.continuous=3"] if name == "infogan" else ["--latent-dim", "3"]  # its codes
-    tiny = [arg for arg in TINY if arg not in ("--latent-dim", "3")]
-    run_cli("train", "--model", name, "--out", str(run_dir), *tiny, *size)
+    example = MODELS.example(name, tmp_path)  # each model's tiny options, as `key=value`
+    sizes = [
+        f"model.{key}={json.dumps(list(v) if isinstance(v, tuple) else v)}"
+        for key, v in example.items()
+    ]
+    tiny = [arg for arg in TINY if arg not in ("--latent-dim", "3", "model.hidden=[64]")]
+    run_cli("train", "--model", name, "--out", str(run_dir), *tiny, *sizes)
     model = untwine.load_run(run_dir)
-    assert model.latent_dim == 3
-    assert model.config["name"] == name
+    assert model.config == {**model.config, **example, "name": name}
     log = runs.read_log(run_dir)
     assert [r["step"] for r in log] == [3, 6] and all(np.isfinite(r["loss"]) for r in log)
-    if name == "betatcvae":
-        assert {"mi", "tc", "dwkl"} <= set(log[0])
-        assert runs.read_config(run_dir).model.options["dataset_size"] == 737_280
+
+
+def test_betatcvae_logs_its_decomposition_and_takes_n_from_the_data(tmp_path):
+    run_cli("train", "--model", "betatcvae", "--out", str(tmp_path / "tc"), *TINY)
+    assert {"mi", "tc", "dwkl"} <= set(runs.read_log(tmp_path / "tc")[0])
+    assert runs.read_config(tmp_path / "tc").model.options["dataset_size"] == 737_280
 
 
 @pytest.mark.parametrize("arch", ["conv64-deep", "mlp"])

@@ -7,6 +7,7 @@ import inspect
 import types
 import typing
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, Literal
 
 from untwine.errors import UntwineError
@@ -43,6 +44,12 @@ class Registry:
                 f"unknown {self.kind} {name!r}; available: {', '.join(self.names())}"
             )
         return self._entries[name]
+
+    def example(self, name: str, workdir: Path) -> dict[str, Any]:
+        """Tiny options for `name`'s contract tests: its `example_options`, a dict or a function
+        of a scratch folder where it may write the files it needs."""
+        example = getattr(self.get(name), "example_options", {})
+        return dict(example(workdir) if callable(example) else example)
 
     def options(self, name: str) -> dict[str, inspect.Parameter]:
         """The keyword options `name` accepts, with their defaults and annotations."""

@@ -1,5 +1,6 @@
-"""A metric registered in one place, here a test module, reaches every consumer: evaluation,
-the report, `untwine metrics` and the contract checks, with no other file touched."""
+"""A metric or a model registered in one place, here a test module, reaches every consumer
+(evaluation, the report, the listings, training, the contract checks) with no other file
+touched."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from click.testing import CliRunner
 
 import untwine
 from tests.conftest import tiny_config
+from tests.contract import model_contract
 from tests.contract.metric_contract import CHECKS
 from untwine import runs
 from untwine.cli import cli
 from untwine.metrics import METRICS, Inputs, Metric
+from untwine.models import MODELS, Posterior, VAEBase
 
 
 def best_correlation(inputs: Inputs) -> dict[str, float]:
@@ -52,3 +55,30 @@ def test_a_registered_metric_is_evaluated_reported_and_listed(toy, tmp_path):
     listing = CliRunner().invoke(cli, ["metrics"])
     assert listing.exit_code == 0
     assert "toy: reads the codes; needs factors" in listing.output
+
+
+class HalfKL(VAEBase):
+    """Toy: the ELBO with half the KL."""
+
+    def regularizer(self, posterior: Posterior, step: int):
+        return 0.5 * posterior.kl_per_dim.sum(), {}
+
+
+@pytest.fixture
+def toy_model(monkeypatch):
+    monkeypatch.setitem(MODELS._entries, "halfkl", HalfKL)
+    return "halfkl"
+
+
+@pytest.mark.parametrize(
+    "check", model_contract.CHECKS, ids=lambda check: check.__name__.removeprefix("check_")
+)
+def test_a_registered_model_is_held_to_the_contract(toy_model, check, tmp_path):
+    check(toy_model, tmp_path)
+
+
+def test_a_registered_model_is_listed_and_trains(toy_model, tmp_path):
+    listing = CliRunner().invoke(cli, ["models"])
+    assert "halfkl: Toy: the ELBO with half the KL." in listing.output
+    run = untwine.train(tiny_config(**{"model.name": toy_model}), tmp_path / "run", progress=False)
+    assert untwine.load_run(run).config["name"] == "halfkl"

@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -79,6 +79,7 @@ class VAEBase(nn.Module, ABC):
     """
 
     config: dict[str, Any]
+    example_options: ClassVar[dict[str, Any]] = {"latent_dim": 3, "hidden": (32,)}  # for tests
 
     def __init__(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +27,11 @@ class FactorVAE(VAEBase):
     Its defaults (γ = 40, an MLP, batches of 256 at lr 1e-3) scored best of the FactorVAE
     settings tried on dSprites within a CPU budget; docs/quality.md has the experiments.
     """
+
+    example_options: ClassVar[dict[str, Any]] = {
+        **VAEBase.example_options,
+        "discriminator_hidden": 16,
+    }
 
     def __init__(
         self,

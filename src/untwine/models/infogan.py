@@ -43,6 +43,13 @@ class InfoGAN(nn.Module):
 
     # G's Adam rate and the DCGAN batch; 2e-4 drew dSprites by step 600 (with batch norm in G)
     train_defaults: ClassVar[dict[str, Any]] = {"lr": 2e-4, "batch_size": 64}
+    example_options: ClassVar[dict[str, Any]] = {  # tiny, for tests
+        "arch": "mlp",
+        "hidden": (32,),
+        "noise_dim": 2,
+        "continuous": 2,
+        "categorical": (3,),
+    }
 
     def __init__(
         self,
