@@ -1,6 +1,6 @@
-"""A metric or a model registered in one place, here a test module, reaches every consumer
-(evaluation, the report, the listings, training, the contract checks) with no other file
-touched."""
+"""A metric, a model or a dataset registered in one place, here a test module, reaches every
+consumer (evaluation, the report, the listings, training, the contract checks) with no other
+file touched."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from click.testing import CliRunner
 
 import untwine
 from tests.conftest import tiny_config
-from tests.contract import model_contract
+from tests.contract import dataset_contract, model_contract
 from tests.contract.metric_contract import CHECKS
 from untwine import runs
 from untwine.cli import cli
+from untwine.data import DATASETS, GroundTruthDataset
 from untwine.metrics import METRICS, Inputs, Metric
 from untwine.models import MODELS, Posterior, VAEBase
 
@@ -82,3 +83,40 @@ def test_a_registered_model_is_listed_and_trains(toy_model, tmp_path):
     assert "halfkl: Toy: the ELBO with half the KL." in listing.output
     run = untwine.train(tiny_config(**{"model.name": toy_model}), tmp_path / "run", progress=False)
     assert untwine.load_run(run).config["name"] == "halfkl"
+
+
+class Crosshair(GroundTruthDataset):
+    """Toy: 8 x 8 images of one lit column and one lit row."""
+
+    factor_names = ("column", "row")
+    factor_sizes = (8, 8)
+    observation_shape = (1, 8, 8)
+
+    def observations(self, indices: np.ndarray) -> np.ndarray:
+        factors = self.index_to_factors(indices)
+        images = np.zeros((len(factors), 8, 8, 1), np.uint8)
+        images[np.arange(len(factors)), :, factors[:, 0]] = 255
+        images[np.arange(len(factors)), factors[:, 1], :] = 255
+        return images
+
+
+@pytest.fixture
+def toy_dataset(monkeypatch):
+    monkeypatch.setitem(DATASETS._entries, "crosshair", Crosshair)
+    return "crosshair"
+
+
+@pytest.mark.parametrize(
+    "check", dataset_contract.CHECKS, ids=lambda check: check.__name__.removeprefix("check_")
+)
+def test_a_registered_dataset_is_held_to_the_contract(toy_dataset, check, tmp_path):
+    check(toy_dataset, tmp_path)
+
+
+def test_a_registered_dataset_is_listed_trained_on_and_scored(toy_dataset, tmp_path):
+    listing = CliRunner().invoke(cli, ["datasets"])
+    assert "crosshair: Toy: 8 x 8 images of one lit column and one lit row." in listing.output
+    assert "image 1x8x8; factors: column 8, row 8" in listing.output
+    run = untwine.train(tiny_config(**{"data.name": toy_dataset}), tmp_path / "run", progress=False)
+    scores = untwine.evaluate.evaluate(run, metrics="mig,factor_vae", samples=100)
+    assert 0 <= scores["mig"] <= 1 and {"mig.column", "mig.row"} <= set(scores)

@@ -6,6 +6,7 @@ import functools
 import os
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -111,6 +112,16 @@ class DSpritesOfficial(GroundTruthDataset):
     factor_names = FACTOR_NAMES
     factor_sizes = FACTOR_SIZES
     observation_shape = (1, IMAGE_SIZE, IMAGE_SIZE)
+
+    @staticmethod
+    def example_options(workdir: Path) -> dict[str, Any]:
+        """A tiny file in the official layout (a 3 x 2 x 2 x 2 x 2 grid), for tests."""
+        sizes = (3, 2, 2, 2, 2)
+        classes = np.stack(np.unravel_index(np.arange(np.prod(sizes)), sizes), axis=1)
+        images = DSprites().observations_from_factors(classes)[..., 0] // 255
+        path = workdir / OFFICIAL_FILE
+        np.savez(path, imgs=images, latents_classes=np.pad(classes, ((0, 0), (1, 0))))
+        return {"path": str(path)}
 
     def __init__(self, path: str | None = None) -> None:
         file = Path(path).expanduser() if path else data_root() / OFFICIAL_FILE

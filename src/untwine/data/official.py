@@ -11,6 +11,7 @@ import os
 import struct
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -70,6 +71,19 @@ class Shapes3DOfficial(GroundTruthDataset):
     factor_sizes = SHAPES3D_SIZES
     observation_shape = (3, 64, 64)
 
+    @staticmethod
+    def example_options(workdir: Path) -> dict[str, Any]:
+        """A tiny h5 in the official layout (a 2 x 2 x 2 x 2 x 2 x 2 grid), for tests."""
+        import h5py
+
+        sizes = (2,) * len(SHAPES3D_SIZES)
+        labels = np.stack(np.unravel_index(np.arange(np.prod(sizes)), sizes), axis=1) / 10.0
+        images = np.random.default_rng(0).integers(0, 256, (len(labels), 64, 64, 3), np.uint8)
+        with h5py.File(workdir / SHAPES3D_FILE, "w") as file:
+            file.create_dataset("images", data=images)
+            file.create_dataset("labels", data=labels)
+        return {"path": str(workdir / SHAPES3D_FILE)}
+
     def __init__(self, path: str | None = None) -> None:
         file = _official_file(
             path, SHAPES3D_FILE, "Shapes3D", "https://github.com/google-deepmind/3d-shapes"
@@ -112,6 +126,14 @@ class MPI3DOfficial(GroundTruthDataset):
     factor_names = MPI3D_FACTORS
     factor_sizes = MPI3D_SIZES
     observation_shape = (3, 64, 64)
+
+    @staticmethod
+    def example_options(workdir: Path) -> dict[str, Any]:
+        """A tiny npz in the official layout (a 2 x 2 x 1 x 1 x 1 x 2 x 3 grid), for tests."""
+        sizes = (2, 2, 1, 1, 1, 2, 3)
+        images = np.random.default_rng(0).integers(0, 256, (np.prod(sizes), 64, 64, 3), np.uint8)
+        np.savez(workdir / MPI3D_FILE, images=images)
+        return {"path": str(workdir / MPI3D_FILE), "sizes": sizes}
 
     def __init__(self, path: str | None = None, sizes: tuple[int, ...] | None = None) -> None:
         file = _official_file(

@@ -201,6 +201,16 @@ class FolderDataset(UserDataset):
     The decoded images are cached (uint8) under the data root until a file changes.
     """
 
+    @staticmethod
+    def example_options(workdir: Path) -> dict[str, Any]:
+        """A folder of twelve small images, for tests."""
+        folder = workdir / "images"
+        folder.mkdir(exist_ok=True)
+        rng = np.random.default_rng(0)
+        for i in range(12):
+            Image.fromarray(rng.integers(0, 256, (20, 24, 3), np.uint8)).save(folder / f"{i}.png")
+        return {"path": str(folder), "size": 16}
+
     def __init__(
         self,
         path: str,
@@ -310,6 +320,15 @@ class ArrayDataset(UserDataset):
     factors come from `factors` (N, k), named by `factor_names` if present. uint8 images are
     scaled to [0, 1]; any other dtype is used as float32, as it is. A .npy is memory-mapped.
     """
+
+    @staticmethod
+    def example_options(workdir: Path) -> dict[str, Any]:
+        """Forty 8 x 8 images whose two factors are known, for tests."""
+        rng = np.random.default_rng(0)
+        factors = np.stack([rng.integers(0, 3, 40), rng.integers(0, 4, 40)], axis=1)
+        images = rng.integers(0, 256, (40, 8, 8), np.uint8)
+        np.savez(workdir / "images.npz", images=images, factors=factors)
+        return {"path": str(workdir / "images.npz")}
 
     def __init__(
         self,
@@ -434,6 +453,18 @@ class TableDataset(UserDataset):
     names the factor columns (text or numbers; continuous ones cut into `bins` quantile bins).
     The MLP and a Gaussian likelihood are the defaults for tables.
     """
+
+    @staticmethod
+    def example_options(workdir: Path) -> dict[str, Any]:
+        """A 40-row table with two feature columns and two factor columns, for tests."""
+        rng = np.random.default_rng(0)
+        colours, sizes = rng.choice(["red", "blue"], 40), rng.integers(1, 4, 40)
+        lines = ["x,y,colour,size"] + [
+            f"{rng.normal():.3f},{rng.normal():.3f},{colour},{size}"
+            for colour, size in zip(colours, sizes, strict=True)
+        ]
+        (workdir / "table.csv").write_text("\n".join(lines) + "\n")
+        return {"path": str(workdir / "table.csv"), "factors": ("colour", "size")}
 
     def __init__(
         self,
