@@ -23,6 +23,7 @@ from untwine import runs
 from untwine.config import apply_overrides, resolve_config
 from untwine.errors import UntwineError
 from untwine.evaluate import evaluate
+from untwine.files import atomic_write
 from untwine.metrics import METRICS, enough_codes, parse_metrics
 from untwine.models import MODELS, VAEBase
 from untwine.sweep.pool import run_in_pool
@@ -185,8 +186,8 @@ def main() -> None:
         rows.sort(key=lambda r: (order.get(r["model"], len(order)), r["model"], r["seed"]))
         setting = {key: vars(args)[key] for key in same}
         text = json.dumps({"benchmark": "quality", **setting, "rows": rows}, indent=2) + "\n"
-        runs.atomic_write(results, text.encode())
-        runs.atomic_write(out / "results.md", markdown(rows, args.metrics).encode())
+        atomic_write(results, text.encode())
+        atomic_write(out / "results.md", markdown(rows, args.metrics).encode())
 
     calls = [(name, seed, args) for name, seed in pending]
     try:

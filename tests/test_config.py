@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from untwine.config import apply_overrides, read_yaml, resolve_config, write_yaml
+from untwine.config import apply_overrides, first_difference, read_yaml, resolve_config, write_yaml
 from untwine.errors import UntwineError
 
 from .conftest import VAES
@@ -93,3 +93,13 @@ def test_vaes_default_to_the_measured_backbone_and_the_user_still_wins(name):
         64,
         1e-3,
     )
+
+
+def test_first_difference_names_what_changes_the_run_and_passes_what_does_not():
+    old = resolve_config({"model": {"beta": 4}}).to_dict()
+    resumed = resolve_config({"model": {"beta": 4}, "train": {"steps": 9, "device": "cpu"}})
+    assert first_difference(old, resumed.to_dict()) is None
+    built = {**old, "model": {**old["model"], "observation_shape": [1, 64, 64]}}
+    assert first_difference(built, old) is None  # read off the data, not a setting
+    changed = resolve_config({"model": {"beta": 6}, "train": {"lr": 1e-3}}).to_dict()
+    assert first_difference(old, changed) == ("model.beta", 4.0, 6.0)

@@ -16,6 +16,7 @@ from untwine import runs
 from untwine.config import RunConfig, apply_overrides, read_yaml, resolve_config
 from untwine.data import DATASETS
 from untwine.errors import UntwineError, UntwineWarning
+from untwine.files import atomic_write
 from untwine.metrics import KINDS, METRICS, headline_keys, parse_metrics
 from untwine.models import MODELS
 
@@ -55,7 +56,7 @@ class UntwineGroup(click.Group):
     """Turns user errors into one line on stderr and exit code 2, never a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from untwine.train.trainer import TrainingDiverged, TrainingInterrupted
+        from untwine.train import TrainingDiverged, TrainingInterrupted
 
         try:
             with warnings.catch_warnings():
@@ -307,22 +308,20 @@ def sample(run: str, count: int, seed: int, out: str | None) -> None:
 
     Images go to a PNG grid; a table's rows go to a CSV in the table's units.
     """
-    from untwine.data import load_dataset
     from untwine.viz import model_sample_rows, model_samples, save_png
 
-    model = runs.load_run(run)
-    config = runs.read_config(run)
-    if len(model.observation_shape) > 1:
+    images = len(runs.read_config(run).model.options["observation_shape"]) > 1
+    _, model, dataset = runs.open_run(run, dataset=not images)  # a table's units come from it
+    if images:
         path = save_png(
             model_samples(model, count, seed=seed), out or Path(run) / runs.FIGURES / "samples.png"
         )
     else:
-        dataset = load_dataset(config.data.name, **config.data.options)
         names, rows = model_sample_rows(model, dataset, count, seed=seed)
         text = ",".join(names) + "\n" + "\n".join(",".join(f"{v:.6g}" for v in r) for r in rows)
         path = Path(out or Path(run) / "samples.csv")
         path.parent.mkdir(parents=True, exist_ok=True)
-        runs.atomic_write(path, (text + "\n").encode())
+        atomic_write(path, (text + "\n").encode())
     click.echo(f"{count} samples: {path}")
 
 

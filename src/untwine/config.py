@@ -76,6 +76,34 @@ class RunConfig:
         }
 
 
+# Settings that may change between a run and its resume without changing what it trains.
+RESUMABLE_CHANGES = (
+    "train.steps",
+    "train.device",
+    "train.log_every",
+    "train.checkpoint_every",
+    "train.eval_every",
+    "train.eval_metrics",
+    "train.eval_samples",
+)
+# Model options that training reads off the dataset rather than a user setting them.
+DATA_DERIVED_OPTIONS = ("observation_shape", "dataset_size")
+
+
+def first_difference(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, Any, Any] | None:
+    """The first setting of two configs (as `to_dict()` gives them) that changes what a run
+    trains, as (`section.key`, old value, new value); None when they train the same thing.
+    Resumable settings, and model options read off the data, are not compared."""
+    for section in ("data", "model", "train"):
+        for key in sorted(set(old[section]) | set(new[section])):
+            name = f"{section}.{key}"
+            if name in RESUMABLE_CHANGES or (section == "model" and key in DATA_DERIVED_OPTIONS):
+                continue
+            if old[section].get(key) != new[section].get(key):
+                return name, old[section].get(key), new[section].get(key)
+    return None
+
+
 def resolve_config(raw: dict[str, Any]) -> RunConfig:
     """Validate a nested dict (from YAML and overrides) and fill every default."""
     if not isinstance(raw, dict):

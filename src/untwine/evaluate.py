@@ -12,7 +12,8 @@ from tqdm.auto import tqdm
 
 from untwine import metrics as m
 from untwine import runs
-from untwine.data import Dataset, load_dataset, to_tensor
+from untwine.data import Dataset, to_tensor
+from untwine.files import atomic_write
 from untwine.losses import kl_normal
 from untwine.metrics.registry import PosteriorFn
 from untwine.models import Model, VAEBase
@@ -144,12 +145,13 @@ def evaluate(
     Nothing here touches the global torch RNG.
     """
     run_dir = None if isinstance(run, torch.nn.Module) else Path(run)
-    model = runs.load_run(run_dir, device) if run_dir else run
-    if dataset is None:
-        if run_dir is None:
-            raise TypeError("evaluate(model) needs a dataset")
-        config = runs.read_config(run_dir)
-        dataset = load_dataset(config.data.name, **config.data.options)
+    if run_dir is None and dataset is None:
+        raise TypeError("evaluate(model) needs a dataset")
+    if run_dir is None:
+        model = run
+    else:
+        _, model, trained_on = runs.open_run(run_dir, device, dataset=dataset is None)
+        dataset = trained_on if dataset is None else dataset
     names = metrics_for(dataset, metrics, model, samples)
     was_training = model.training
     model.eval()
@@ -192,5 +194,5 @@ def evaluate(
             "dci_estimator": dci_estimator,
             **results,
         }
-        runs.atomic_write(run_dir / runs.METRICS, (json.dumps(record, indent=2) + "\n").encode())
+        atomic_write(run_dir / runs.METRICS, (json.dumps(record, indent=2) + "\n").encode())
     return results

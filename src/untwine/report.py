@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from untwine import runs
-from untwine.data import Dataset, load_dataset
+from untwine.data import Dataset
+from untwine.files import atomic_write
 from untwine.metrics import meanings, references
 from untwine.models import Model, VAEBase
 from untwine.viz.charts import COLLAPSED_KL, kl_bars, training_curves
@@ -46,15 +47,8 @@ def write_figures(run_dir: str | Path, *, seed: int = 0, device: str = "cpu") ->
     latent; with ground-truth factors, the factor x latent matrix (and knobs.json naming each
     latent's factor, for the explorer and the report).
     """
-    model, dataset = _model_and_data(Path(run_dir), device)
+    _, model, dataset = runs.open_run(run_dir, device)
     return _write_figures(Path(run_dir), model, dataset, seed)
-
-
-def _model_and_data(run_dir: Path, device: str) -> tuple[Model, Dataset]:
-    config = runs.read_config(run_dir)
-    return runs.load_run(run_dir, device=device), load_dataset(
-        config.data.name, **config.data.options
-    )
 
 
 def _write_figures(run_dir: Path, model: Model, dataset: Dataset, seed: int) -> dict[str, Path]:
@@ -84,7 +78,7 @@ def _write_figures(run_dir: Path, model: Model, dataset: Dataset, seed: int) -> 
             knob_matrix_figure(matrix, dataset.factor_names, order), figures / "knobs.png"
         )
         text = json.dumps([vars(k) for k in knobs], indent=2) + "\n"
-        runs.atomic_write(figures / "knobs.json", text.encode())
+        atomic_write(figures / "knobs.json", text.encode())
         written["knobs.json"] = figures / "knobs.json"
     records = runs.read_log(run_dir)
     if records:
@@ -160,9 +154,8 @@ def _penalty_unseen(records: list[dict[str, Any]]) -> list[str]:
 def report(run_dir: str | Path, *, seed: int = 0, device: str = "cpu") -> Path:
     """Write the figures and RUN/report.html; returns the report's path."""
     run_dir = Path(run_dir)
-    model, dataset = _model_and_data(run_dir, device)
+    config, model, dataset = runs.open_run(run_dir, device)
     figures = _write_figures(run_dir, model, dataset, seed)
-    config = runs.read_config(run_dir)
     metrics_file = run_dir / runs.METRICS
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
     knobs = json.loads(figures["knobs.json"].read_text()) if "knobs.json" in figures else None
@@ -188,7 +181,7 @@ def report(run_dir: str | Path, *, seed: int = 0, device: str = "cpu") -> Path:
         title=html.escape(title), summary=summary, body="\n".join(s for s in sections if s)
     )
     path = run_dir / REPORT
-    runs.atomic_write(path, page.encode())
+    atomic_write(path, page.encode())
     return path
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,9 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save
 
 from untwine.config import RunConfig, read_yaml, resolve_config, write_yaml
+from untwine.data import Dataset, load_dataset
 from untwine.errors import UntwineError
+from untwine.files import atomic_write
 from untwine.models import Model, create_model
 
 CONFIG = "config.yaml"
@@ -22,16 +24,6 @@ LOG = "log.jsonl"
 METRICS = "metrics.json"
 FIGURES = "figures"
 RUN_FILES = (CONFIG, WEIGHTS, STATE, LOG, METRICS)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename: a kill leaves old or new."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(tmp, path)
 
 
 def save_config(run_dir: Path, config: RunConfig) -> None:
@@ -63,11 +55,9 @@ def trained_steps(run_dir: str | Path) -> int:
 
 def save_state(run_dir: Path, state: dict[str, Any]) -> None:
     """Trainer state (weights, optimiser, RNG, step) in one file, so a resume is consistent."""
-    tmp = run_dir / f".{STATE}.tmp{os.getpid()}"
-    torch.save(state, tmp)
-    with open(tmp, "rb") as file:
-        os.fsync(file.fileno())
-    os.replace(tmp, run_dir / STATE)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write(run_dir / STATE, buffer.getvalue())
 
 
 def load_state(run_dir: Path, device: torch.device) -> dict[str, Any] | None:
@@ -78,13 +68,22 @@ def load_state(run_dir: Path, device: torch.device) -> dict[str, Any] | None:
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Model:
     """Rebuild a run's model from `config.yaml` and `model.safetensors`, in eval mode."""
+    return open_run(run_dir, device, dataset=False)[1]
+
+
+def open_run(
+    run_dir: str | Path, device: str | torch.device = "cpu", *, dataset: bool = True
+) -> tuple[RunConfig, Model, Dataset | None]:
+    """A run's config, its model (in eval mode, on `device`) and the dataset it trained on
+    (None with `dataset=False`)."""
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     if not (run_dir / WEIGHTS).is_file():
         raise UntwineError(f"{run_dir} has no {WEIGHTS} yet: training has not saved a checkpoint")
     model = create_model(config.model.name, **config.model.options)
     model.load_state_dict(load_file(run_dir / WEIGHTS))
-    return model.to(device).eval()
+    data = load_dataset(config.data.name, **config.data.options) if dataset else None
+    return config, model.to(device).eval(), data
 
 
 def append_log(run_dir: Path, record: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from untwine.config import resolve_config
 from untwine.data import load_dataset, to_tensor
 from untwine.errors import UntwineError
 from untwine.models import MODELS, create_model
-from untwine.train.trainer import build
+from untwine.train import build
 
 
 def built(name: str, workdir: Path):

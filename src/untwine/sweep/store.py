@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from untwine.config import first_difference
 from untwine.errors import UntwineError
 from untwine.sweep.study import StudyRun
-from untwine.train.trainer import RESUMABLE_CHANGES
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -55,11 +55,13 @@ class ResultStore:
                 self._write(run.name, run, "pending")
                 continue
             old = json.loads(row["config"])
-            changed = _changed_key(old, new)
-            if changed:
+            difference = first_difference(old, new)
+            if difference:
+                key, was, now = difference
                 raise UntwineError(
-                    f"{self.path.parent}: run {run.name} trained with {changed}; a study's runs "
-                    "keep their settings (only train.steps may grow): use another --out"
+                    f"{self.path.parent}: run {run.name} trained with {key}={was!r} (the study "
+                    f"now says {now!r}); a study's runs keep their settings (only train.steps "
+                    "may grow): use another --out"
                 )
             if new["train"]["steps"] < old["train"]["steps"]:
                 raise UntwineError(
@@ -121,15 +123,3 @@ class ResultStore:
             "VALUES (?, ?, ?, ?, ?)",
             (name, run.config_hash, config, status, time.time()),
         )
-
-
-def _changed_key(old: dict[str, Any], new: dict[str, Any]) -> str | None:
-    """The first setting that differs, as `model.beta=4 (now 16)`; resumable ones aside."""
-    for section in ("data", "model", "train"):
-        for key in sorted(set(old[section]) | set(new[section])):
-            if section == "train" and key in RESUMABLE_CHANGES:
-                continue
-            if old[section].get(key) != new[section].get(key):
-                was, now = old[section].get(key), new[section].get(key)
-                return f"{section}.{key}={was!r} (the study now says {now!r})"
-    return None

@@ -29,7 +29,7 @@ from untwine.data import Dataset, load_dataset
 from untwine.errors import UntwineError
 from untwine.evaluate import metrics_for
 from untwine.metrics import parse_metrics
-from untwine.train.trainer import build
+from untwine.train import build
 
 STUDY_KEYS = ("name", "base", "grid", "seeds", "evaluate")
 

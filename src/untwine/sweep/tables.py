@@ -9,8 +9,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from untwine.files import atomic_write
 from untwine.metrics import headline_keys
-from untwine.runs import atomic_write
 from untwine.sweep.study import Study
 
 

@@ -1,5 +1,19 @@
-"""Training: the loop and its checkpoints."""
+"""Training: the loop and its checkpoints, and building a run's model on its data."""
 
-from untwine.train.trainer import resolve_device, sample_batch, train
+from untwine.train.trainer import (
+    TrainingDiverged,
+    TrainingInterrupted,
+    build,
+    resolve_device,
+    sample_batch,
+    train,
+)
 
-__all__ = ["resolve_device", "sample_batch", "train"]
+__all__ = [
+    "TrainingDiverged",
+    "TrainingInterrupted",
+    "build",
+    "resolve_device",
+    "sample_batch",
+    "train",
+]

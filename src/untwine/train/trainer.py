@@ -18,27 +18,12 @@ import torch
 from tqdm.auto import tqdm
 
 from untwine import runs
-from untwine.config import RunConfig
+from untwine.config import RunConfig, first_difference
 from untwine.data import Dataset, load_dataset, to_tensor
 from untwine.errors import UntwineError, UntwineWarning
 from untwine.evaluate import evaluate
 from untwine.models import MODELS, Model, create_model
 from untwine.train import checkpoint
-
-# Options that may change between a run and its resume without changing its results.
-RESUMABLE_CHANGES = (
-    "steps",
-    "device",
-    "log_every",
-    "checkpoint_every",
-    "eval_every",
-    "eval_metrics",
-    "eval_samples",
-)
-
-
-# Model options read off the dataset at build time rather than set by a user.
-DATA_DERIVED_OPTIONS = ("observation_shape", "dataset_size")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -303,16 +288,10 @@ def _prepare_run_dir(run_dir: Path, config: RunConfig, force: bool) -> bool:
 
 def _check_same_run(run_dir: Path, previous: RunConfig, config: RunConfig) -> None:
     """A resume must not change what is being trained; say which option differs."""
-    old, new = previous.to_dict(), config.to_dict()
-    for key in DATA_DERIVED_OPTIONS:
-        old["model"].pop(key, None)
-        new["model"].pop(key, None)
-    for section in ("data", "model", "train"):
-        for key in sorted(set(old[section]) | set(new[section])):
-            if section == "train" and key in RESUMABLE_CHANGES:
-                continue
-            if old[section].get(key) != new[section].get(key):
-                raise UntwineError(
-                    f"{run_dir} holds a run with {section}.{key}={old[section].get(key)!r}, "
-                    f"not {new[section].get(key)!r}; use --force to start over or another --out"
-                )
+    difference = first_difference(previous.to_dict(), config.to_dict())
+    if difference:
+        key, was, now = difference
+        raise UntwineError(
+            f"{run_dir} holds a run with {key}={was!r}, not {now!r}; "
+            "use --force to start over or another --out"
+        )

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from untwine import runs
+from untwine.files import atomic_write
 
 GAP = 2  # pixels between cells
 LABEL_WIDTH = 72  # pixels for a row label such as "z3  KL 2.41"
@@ -55,5 +55,5 @@ def save_png(image: Image.Image, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
-    runs.atomic_write(path, buffer.getvalue())
+    atomic_write(path, buffer.getvalue())
     return path

@@ -11,7 +11,8 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from untwine import runs
-from untwine.data import Dataset, GroundTruthDataset, load_dataset, to_tensor
+from untwine.data import Dataset, GroundTruthDataset, to_tensor
+from untwine.files import atomic_write
 from untwine.losses import kl_normal
 from untwine.models import Model, VAEBase
 from untwine.viz.charts import COLLAPSED_KL, render
@@ -245,9 +246,7 @@ def traverse(run_dir: str | Path, *, seed: int = 0, device: str = "cpu") -> Path
     `traversal.gif` and `traversal-z{d}.gif`; on a table, a panel of feature curves per latent.
     InfoGAN gets its codes swept under several noise samples.
     """
-    model = runs.load_run(run_dir, device=device)
-    config = runs.read_config(run_dir)
-    dataset = load_dataset(config.data.name, **config.data.options)
+    _, model, dataset = runs.open_run(run_dir, device)
     knobs = None
     if dataset.factor_names and isinstance(model, VAEBase) and len(dataset.observation_shape) == 3:
         matrix = factor_latent_matrix(model, dataset, n=3000, seed=seed)
@@ -272,5 +271,5 @@ def write_traversals(
     else:
         image = traversal_grid(model, dataset, seed=seed, knobs=knobs)
         for name, data in traversal_gifs(model, dataset, seed=seed).items():
-            runs.atomic_write(figures / name, data)
+            atomic_write(figures / name, data)
     return save_png(image, figures / "traversal.png")
