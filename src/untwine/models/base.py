@@ -71,7 +71,30 @@ class Posterior:
     kl_per_dim: torch.Tensor  # (D,) KL to N(0, I), mean over batch
 
 
-class VAEBase(nn.Module, ABC):
+class ModelBase(nn.Module):
+    """What every model shares with the trainer: refusing data its output cannot reach, and
+    (by default) no weight schedule to outlast."""
+
+    def needs_unit_interval(self) -> tuple[str, str] | None:
+        """(what needs data in [0, 1], the option that lifts it); None: any values will do."""
+        return None
+
+    def check_data(self, x: torch.Tensor) -> None:
+        """Refuse a first batch outside [0, 1] when the output cannot leave it."""
+        needs = self.needs_unit_interval()
+        if needs and (x.min() < 0 or x.max() > 1):
+            what, fix = needs
+            raise UntwineError(
+                f"{what} needs data in [0, 1], got values in "
+                f"[{x.min().item():.3g}, {x.max().item():.3g}]; use {fix}"
+            )
+
+    def schedule_shortfall(self, steps: int) -> str | None:
+        """What a weight schedule would leave unreached after `steps` steps; None: nothing."""
+        return None
+
+
+class VAEBase(ModelBase, ABC):
     """Gaussian posterior, N(0, I) prior; the loss is reconstruction + `regularizer(...)`.
 
     Subclasses are final and override `regularizer` only, returning the penalty that replaces
@@ -144,16 +167,10 @@ class VAEBase(nn.Module, ABC):
         """
         return {"loss": {"params": list(self.parameters())}}
 
-    def check_data(self, x: torch.Tensor) -> None:
-        """Refuse data the likelihood cannot model (Bernoulli needs values in [0, 1])."""
-        if self.likelihood == "bernoulli" and (x.min() < 0 or x.max() > 1):
-            raise UntwineError(
-                f"the bernoulli likelihood needs data in [0, 1], got values in "
-                f"[{x.min().item():.3g}, {x.max().item():.3g}]; use model.likelihood=gaussian"
-            )
-
-    def schedule_shortfall(self, steps: int) -> str | None:
-        """What a weight schedule would leave unreached after `steps` steps; None: nothing."""
+    def needs_unit_interval(self) -> tuple[str, str] | None:
+        """A Bernoulli likelihood models values in [0, 1] only."""
+        if self.likelihood == "bernoulli":
+            return "the bernoulli likelihood", "model.likelihood=gaussian"
         return None
 
     @torch.no_grad()

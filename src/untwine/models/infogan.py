@@ -17,7 +17,7 @@ from torch import nn
 
 from untwine.errors import UntwineError
 from untwine.losses import gaussian_code_nll, gradient_penalty
-from untwine.models.base import MODELS, frozen
+from untwine.models.base import MODELS, ModelBase, frozen
 from untwine.nn import build_backbone
 
 FEATURES = 256  # width of the shared D/Q body's output
@@ -25,7 +25,7 @@ Q_LOGVAR_MIN, Q_LOGVAR_MAX = -6.0, 2.0  # Q's continuous-code log-variance, kept
 
 
 @MODELS.register("infogan")
-class InfoGAN(nn.Module):
+class InfoGAN(ModelBase):
     """G(z, c) against D; Q (sharing D's body) must recover the codes c from G's output.
 
     Codes: `categorical` (one code per listed size, uniform over its values) and `continuous`
@@ -223,16 +223,10 @@ class InfoGAN(nn.Module):
 
     # --- what the rest of untwine reads ------------------------------------------------------
 
-    def check_data(self, x: torch.Tensor) -> None:
+    def needs_unit_interval(self) -> tuple[str, str] | None:
         """A sigmoid generator can only match data in [0, 1]."""
-        if self.output == "sigmoid" and (x.min() < 0 or x.max() > 1):
-            raise UntwineError(
-                f"infogan's sigmoid output needs data in [0, 1], got values in "
-                f"[{x.min().item():.3g}, {x.max().item():.3g}]; use model.output=linear"
-            )
-
-    def schedule_shortfall(self, steps: int) -> str | None:
-        """None: InfoGAN's loss weights are constant."""
+        if self.output == "sigmoid":
+            return "infogan's sigmoid output", "model.output=linear"
         return None
 
     @torch.no_grad()
