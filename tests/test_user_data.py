@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from untwine.config import apply_overrides, resolve_config
-from untwine.data import load_dataset, to_tensor, user
+from untwine.data import folder, load_dataset, to_tensor
 from untwine.errors import UntwineError, UntwineWarning
 from untwine.metrics import beta_vae_score, factor_vae_score, mig
 from untwine.metrics._sampling import sample_codes
@@ -58,7 +58,7 @@ def test_unreadable_images_are_named_and_skipped(tmp_path):
 def test_a_folder_is_decoded_once_and_cached(tmp_path, monkeypatch):
     _write_images(tmp_path / "imgs", n=3)
     first = load_dataset("folder", path=str(tmp_path / "imgs"))
-    monkeypatch.setattr(user, "_read_images", lambda *a: pytest.fail("decoded twice"))
+    monkeypatch.setattr(folder, "_read_images", lambda *a: pytest.fail("decoded twice"))
     again = load_dataset("folder", path=str(tmp_path / "imgs"))
     np.testing.assert_array_equal(first.observations([0, 1, 2]), again.observations([0, 1, 2]))
     monkeypatch.undo()

@@ -1,6 +1,15 @@
 """Datasets: the ground-truth interface and every registered dataset."""
 
-from untwine.data import dsprites, dsprites_variants, official, shapes3d, user
+from untwine.data import (
+    array,
+    dsprites,
+    dsprites_variants,
+    folder,
+    official,
+    shapes3d,
+    table,
+    user,
+)
 from untwine.data.base import (
     DATASETS,
     Dataset,
@@ -14,12 +23,15 @@ __all__ = [
     "DATASETS",
     "Dataset",
     "GroundTruthDataset",
+    "array",
     "data_root",
     "dsprites",
     "dsprites_variants",
+    "folder",
     "load_dataset",
     "official",
     "shapes3d",
+    "table",
     "to_tensor",
     "user",
 ]
