@@ -73,7 +73,7 @@ def test_a_study_without_a_grid_is_one_run_per_seed_with_evaluate_defaults(tmp_p
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("grids: []\n", "unknown key 'grids'; accepted: name, base, grid, seeds, evaluate"),
+        ("grids: []\n", "unknown key 'grids'; accepted: name, base, grid, seeds, images, evaluate"),
         ("grid: {beta: [1, 2]}\n", "grid key 'beta' must look like section.option"),
         ("grid: {train.seed: [1, 2]}\n", "give seeds with the study's seeds key"),
         ("grid: []\n", "grid must be a mapping or a non-empty list of mappings"),
@@ -121,6 +121,10 @@ def test_a_sweep_trains_scores_and_tables_each_run_and_a_rerun_redoes_nothing(tm
     assert table[2].startswith("| model.beta | done | mig | active_units |")
     migs = [row["metrics"]["mig"] for row in rows[:2]]
     assert table[4].startswith(f"| 1 | 2/2 | {sum(migs) / 2:.3f} ± ")
+    by_factor = table.index("`mig` by factor (each factor's term):")
+    assert table[by_factor + 2].startswith("| model.beta | shape | scale | orientation |")
+    shapes = [row["metrics"]["mig.shape"] for row in rows[2:]]
+    assert table[by_factor + 5].startswith(f"| 4 | {sum(shapes) / 2:.3f} ± ")
     with open(out / "results.csv") as file:
         lines = list(csv.DictReader(file))
     assert [line["model.beta"] for line in lines] == ["1", "1", "4", "4"]
@@ -282,3 +286,17 @@ def test_the_ray_backend_without_ray_says_how_to_install_it(tmp_path, monkeypatc
     local = run_cli("sweep", str(path), "--address", "local", check=False)
     assert local.returncode == 2
     assert local.stderr == "error: --address names a Ray cluster; it needs --backend ray\n"
+
+
+def test_an_image_budget_gives_each_model_the_steps_of_its_own_batch_size(tmp_path):
+    grid = "grid: [{model.name: betavae, train.batch_size: 4}, {model.name: vae}]\nimages: 100\n"
+    path = _study(tmp_path, grid.replace("train.batch_size: 4", "train.batch_size: 8"))
+    path.write_text(path.read_text().replace("steps: 2, ", ""))
+    study = load_study(path)
+    assert [(r.name, r.config.train.steps) for r in study.runs] == [
+        ("betavae-batch_size8-s0", 12),  # 100 images at 8 a batch
+        ("vae-s0", 25),  # at the study's base batch size, 4
+    ]
+    both = _study(tmp_path, "images: 100\n", name="both.yaml")
+    with pytest.raises(UntwineError, match=r"give the study's images or train\.steps, not both"):
+        load_study(both)

@@ -7,6 +7,8 @@
       - {model.name: betavae, model.beta: [1, 4, 16]}
       - {model.name: betatcvae, model.beta: 6}
     seeds: [0, 1, 2]          # default [0]
+    images: 1000000           # optional: each run trains on this many images, whatever its
+                              # batch size (train.steps = images // batch size; not both)
     evaluate:                 # default: `untwine evaluate`'s (all, 10000); false: no scores
       {metrics: "mig,dci", samples: 10000}
 
@@ -20,7 +22,7 @@ import hashlib
 import itertools
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from untwine.evaluate import metrics_for
 from untwine.metrics import parse_metrics
 from untwine.train import build
 
-STUDY_KEYS = ("name", "base", "grid", "seeds", "evaluate")
+STUDY_KEYS = ("name", "base", "grid", "seeds", "images", "evaluate")
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ def load_study(path: str | Path) -> Study:
         )
     metrics, samples = _evaluation(raw.get("evaluate", {}), path)
     seeds = _seeds(raw.get("seeds", [0]), path)
+    images = _images(raw.get("images"), path)
     points = [
         {**point, "train.seed": seed}
         for arm in _arms(raw.get("grid"), path)
@@ -87,7 +90,10 @@ def load_study(path: str | Path) -> Study:
     runs = []
     for point in points:
         try:
-            config = resolve_config(_with_settings(base, point))
+            settings = _with_settings(base, point)
+            config = resolve_config(settings)
+            if images:
+                config = _on_image_budget(config, settings, images)
             _check_run(config, metrics, samples, datasets)
         except UntwineError as error:
             where = " ".join(f"{key}={value}" for key, value in point.items())
@@ -125,6 +131,23 @@ def _evaluation(section: Any, path: str | Path) -> tuple[str | None, int]:
     if not isinstance(samples, int) or samples < 10:
         raise UntwineError(f"study {path}: evaluate.samples must be an integer ≥ 10, got {samples}")
     return metrics, samples
+
+
+def _images(images: Any, path: str | Path) -> int | None:
+    if images is None:
+        return None
+    if not isinstance(images, int) or isinstance(images, bool) or images < 1:
+        raise UntwineError(f"study {path}: images must be a positive integer, got {images!r}")
+    return images
+
+
+def _on_image_budget(config: RunConfig, settings: dict[str, Any], images: int) -> RunConfig:
+    """The run trained for `images` images at its own batch size; a run that also sets
+    train.steps is refused (the two would disagree)."""
+    if "steps" in settings.get("train", {}):
+        raise UntwineError("give the study's images or train.steps, not both")
+    steps = max(images // config.train.batch_size, 1)
+    return replace(config, train=replace(config.train, steps=steps))
 
 
 def _arms(grid: Any, path: str | Path) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from untwine.files import atomic_write
-from untwine.metrics import headline_keys
+from untwine.metrics import METRICS, headline_keys, parse_metrics
 from untwine.sweep.study import Study
 
 
@@ -37,7 +37,8 @@ def results_csv(study: Study, rows: list[dict[str, Any]]) -> str:
 
 
 def results_markdown(study: Study, rows: list[dict[str, Any]]) -> str:
-    """Mean ± std over seeds for each setting, in grid order; failed runs named below."""
+    """Mean ± std over seeds for each setting, in grid order; then, per metric with a term per
+    factor, those terms; failed runs named below."""
     settings = [key for key in _swept_keys(study) if key != "train.seed"]
     shown = headline_keys()  # and the undotted keys of model health (kl, reconstruction...)
     headline = [k for k in _score_keys(rows) if "." not in k or k in shown]
@@ -47,21 +48,54 @@ def results_markdown(study: Study, rows: list[dict[str, Any]]) -> str:
         "| " + " | ".join([*settings, "done", *headline]) + " |",
         "|" + "---|" * (len(settings) + 1 + len(headline)),
     ]
-    by_name = {row["name"]: row for row in rows}
-    groups: dict[tuple, list[Any]] = {}
-    for run in study.runs:
-        setting = tuple(str(run.swept.get(key, "-")) for key in settings)  # "-": not set there
-        groups.setdefault(setting, []).append(run)
-    for setting, members in groups.items():
-        done = [by_name[r.name] for r in members if by_name.get(r.name, {}).get("status") == "done"]
-        cells = [*setting, f"{len(done)}/{len(members)}"]
+    groups = _done_by_setting(study, rows, settings)
+    for setting, (done, members) in groups.items():
+        cells = [*setting, f"{len(done)}/{members}"]
         cells += [mean_std([d["metrics"][k] for d in done if k in d["metrics"]]) for k in headline]
         lines.append("| " + " | ".join(cells) + " |")
+    for name, factors in _per_factor_keys(study, rows).items():
+        lines += ["", f"`{name}` by factor (each factor's term):", ""]
+        lines.append("| " + " | ".join([*settings, *factors]) + " |")
+        lines.append("|" + "---|" * (len(settings) + len(factors)))
+        for setting, (done, _) in groups.items():
+            terms = [f"{name}.{factor}" for factor in factors]
+            cells = [mean_std([d["metrics"][k] for d in done if k in d["metrics"]]) for k in terms]
+            lines.append("| " + " | ".join([*setting, *cells]) + " |")
     failed = [row for row in rows if row["status"] == "failed"]
     if failed:
         lines += ["", "Failed runs:", ""]
         lines += [f"- {row['name']}: {row['error']}" for row in failed]
     return "\n".join(lines) + "\n"
+
+
+def _done_by_setting(
+    study: Study, rows: list[dict[str, Any]], settings: list[str]
+) -> dict[tuple, tuple[list[dict[str, Any]], int]]:
+    """Setting (values of `settings`, "-" where not set) -> (its finished rows, its run count)."""
+    by_name = {row["name"]: row for row in rows}
+    groups: dict[tuple, tuple[list[dict[str, Any]], int]] = {}
+    for run in study.runs:
+        setting = tuple(str(run.swept.get(key, "-")) for key in settings)
+        done, members = groups.get(setting, ([], 0))
+        if by_name.get(run.name, {}).get("status") == "done":
+            done = [*done, by_name[run.name]]
+        groups[setting] = (done, members + 1)
+    return groups
+
+
+def _per_factor_keys(study: Study, rows: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Each scored metric that writes a term per factor -> the factors its terms name."""
+    names = parse_metrics(study.metrics) if study.metrics else []
+    found = {}
+    for name in names:
+        if not METRICS[name].per_factor:
+            continue
+        own = set(METRICS[name].meanings)
+        keys = (k for row in rows for k in row["metrics"] if k.startswith(f"{name}."))
+        factors = [k.removeprefix(f"{name}.") for k in dict.fromkeys(keys) if k not in own]
+        if factors:
+            found[name] = factors
+    return found
 
 
 def _swept_keys(study: Study) -> list[str]:
