@@ -1,4 +1,4 @@
-"""Every registered model on the same budget: images/s, final reconstruction and KL, and MIG.
+"""Every registered model on the same budget: images/s, final reconstruction and KL, a score.
 
 Prints one JSON object with a row per model. All models share the data (procedural dSprites),
 backbone (`--arch`; InfoGAN's D is that encoder, its G that decoder), batch size, learning
@@ -16,12 +16,15 @@ import time
 import untwine
 from untwine.config import apply_overrides, resolve_config
 from untwine.evaluate import evaluate
+from untwine.metrics import METRICS
 from untwine.models import MODELS
 from untwine.nn import ARCHITECTURES
 from untwine.runs import read_log
 
 
-def run(name: str, arch: str, steps: int, batch_size: int, lr: float, samples: int) -> dict:
+def run(
+    name: str, arch: str, steps: int, batch_size: int, lr: float, samples: int, metric: str
+) -> dict:
     """Train one model in a temporary run directory and summarise it."""
     overrides = [
         f"model.name={name}",
@@ -38,13 +41,13 @@ def run(name: str, arch: str, steps: int, batch_size: int, lr: float, samples: i
         run_dir = untwine.train(config, f"{out}/run", progress=False)
         seconds = time.perf_counter() - start
         last = [r for r in read_log(run_dir) if "loss" in r][-1]
-        scores = evaluate(run_dir, metrics="mig", samples=samples)
+        scores = evaluate(run_dir, metrics=metric, samples=samples)
     return {
         "model": name,
         "images_per_s": round(steps * batch_size / seconds, 1),
         "recon": round(last["recon"], 2) if "recon" in last else None,  # a GAN has none
         "kl": round(last["kl"], 3) if "kl" in last else None,
-        "mig": round(scores["mig"], 4),
+        metric: round(scores[METRICS[metric].main], 4),
         "active_units": scores["active_units"],
     }
 
@@ -55,11 +58,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--samples", type=int, default=2000, help="MIG points")
+    parser.add_argument("--metric", default="mig", help="the score of each model")
+    parser.add_argument("--samples", type=int, default=2000, help="evaluation points")
     parser.add_argument("--models", default=",".join(MODELS.names()))
     args = parser.parse_args()
-    shared = (args.arch, args.steps, args.batch_size, args.lr, args.samples)
-    run("vae", args.arch, 5, args.batch_size, args.lr, 100)  # warm-up: sprites, kernels, allocator
+    shared = (args.arch, args.steps, args.batch_size, args.lr, args.samples, args.metric)
+    run(
+        "vae", args.arch, 5, args.batch_size, args.lr, 100, args.metric
+    )  # warm-up: sprites, kernels, allocator
     rows = [run(name, *shared) for name in args.models.split(",")]
     vae = next((r for r in rows if r["model"] == "vae"), rows[0])
     for row in rows:
