@@ -434,10 +434,11 @@ def list_metrics() -> None:
     """List the metrics: what each reads, what it needs, the keys it writes and what they mean."""
     for name, metric in METRICS.items():
         needs = ["factors" if metric.needs_factors else "no factors"]
-        if metric.min_codes:
+        if metric.min_codes > 2:  # every metric needs two
             needs.append(f"at least {metric.min_codes} points")
         sources = f" ({'; '.join(metric.references)})" if metric.references else ""
-        click.echo(f"{name}: {KINDS[metric.kind]}; needs {', '.join(needs)}{sources}")
+        better = f"{metric.main}: {metric.better} is better"
+        click.echo(f"{name}: {KINDS[metric.kind]}; needs {', '.join(needs)}; {better}{sources}")
         for key, meaning in metric.meanings.items():
             click.echo(f"    {key}: {meaning}")
         if metric.per_factor:

@@ -55,7 +55,7 @@ def test_a_registered_metric_is_evaluated_reported_and_listed(toy, tmp_path):
     assert "<code>toy</code>" in page and "best |correlation| with one latent" in page
     listing = CliRunner().invoke(cli, ["metrics"])
     assert listing.exit_code == 0
-    assert "toy: reads the codes; needs factors" in listing.output
+    assert "toy: reads the codes; needs factors; toy: higher is better" in listing.output
 
 
 class HalfKL(VAEBase):
