@@ -85,8 +85,8 @@ def test_a_study_without_a_grid_is_one_run_per_seed_with_evaluate_defaults(tmp_p
         ("base: {trian: {}}\n", "base must be a run config with sections data, model, train"),
         ("base: {model: betavae}\n", "base must be a run config with sections data, model, train"),
         (
-            "grid: {model.name: [vae, infogan]}\nevaluate: {metrics: mig_chen}\n",
-            "run model.name=infogan train.seed=0: metric 'mig_chen' reads the posterior q(z|x)",
+            "grid: {model.name: infogan}\nevaluate: {metrics: mig_chen}\n",
+            "metric 'mig_chen' reads the posterior q(z|x), and no model of this study has one",
         ),
         (
             "grid: {model.beta: [4, -1]}\n",
@@ -300,3 +300,16 @@ def test_an_image_budget_gives_each_model_the_steps_of_its_own_batch_size(tmp_pa
     both = _study(tmp_path, "images: 100\n", name="both.yaml")
     with pytest.raises(UntwineError, match=r"give the study's images or train\.steps, not both"):
         load_study(both)
+
+
+def test_a_metric_of_the_posterior_scores_the_models_that_have_one(tmp_path):
+    study = """
+base: {model: {hidden: [64]}, train: {steps: 2, batch_size: 4}}
+grid: [{model.name: vae}, {model.name: infogan}]
+evaluate: {metrics: "mig,mig_chen", samples: 100}
+"""
+    (tmp_path / "mixed.yaml").write_text(study)
+    assert [(r.name, r.metrics) for r in load_study(tmp_path / "mixed.yaml").runs] == [
+        ("vae-s0", "mig,mig_chen"),
+        ("infogan-s0", "mig"),  # InfoGAN has no q(z|x)
+    ]

@@ -68,7 +68,7 @@ def run_study(
             (
                 run.config.to_dict(),
                 str((out / RUNS / run.name).absolute()),  # a Ray task runs in a folder of its own
-                study.metrics,
+                run.metrics,
                 study.samples,
                 progress and in_process,
             )

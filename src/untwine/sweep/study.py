@@ -30,7 +30,8 @@ from untwine.config import SECTIONS, RunConfig, read_yaml, resolve_config
 from untwine.data import Dataset, load_dataset
 from untwine.errors import UntwineError
 from untwine.evaluate import metrics_for
-from untwine.metrics import parse_metrics
+from untwine.metrics import METRICS, parse_metrics
+from untwine.models import VAEBase
 from untwine.train import build
 
 STUDY_KEYS = ("name", "base", "grid", "seeds", "images", "evaluate")
@@ -44,6 +45,7 @@ class StudyRun:
     name: str
     swept: dict[str, Any]
     config: RunConfig
+    metrics: str | None = None  # what it is scored with: the study's, less what its model lacks
 
     @property
     def config_hash(self) -> str:
@@ -94,27 +96,51 @@ def load_study(path: str | Path) -> Study:
             config = resolve_config(settings)
             if images:
                 config = _on_image_budget(config, settings, images)
-            _check_run(config, metrics, samples, datasets)
+            scored = _check_run(config, metrics, samples, datasets)
         except UntwineError as error:
             where = " ".join(f"{key}={value}" for key, value in point.items())
             raise UntwineError(f"study {path}, run {where}: {error}") from None
         run_name = _run_name(config.model.name, point, swept)
-        runs.append(StudyRun(run_name, {key: point[key] for key in swept if key in point}, config))
+        setting = {key: point[key] for key in swept if key in point}
+        runs.append(StudyRun(run_name, setting, config, scored))
     _refuse_repeats(runs, path)
+    _refuse_unscored(metrics, runs, path)
     return Study(name, runs, metrics, samples)
 
 
 def _check_run(
     config: RunConfig, metrics: str | None, samples: int, datasets: dict[str, Dataset]
-) -> None:
+) -> str | None:
     """Build the run's model on its data (each dataset loaded once), so that the model checks
-    its options against the data, and check that the data has what the metrics need."""
+    its options against the data, and check that the data has what the metrics need; return
+    the metrics the run is scored with. A metric that reads q(z|x) is left out for a model
+    without one (InfoGAN) when the study names it for the others."""
     key = json.dumps(config.data.to_dict(), sort_keys=True)
     if key not in datasets:
         datasets[key] = load_dataset(config.data.name, **config.data.options)
     _, model = build(config, datasets[key])
-    if metrics:
-        metrics_for(datasets[key], metrics, model, samples)
+    if not metrics or metrics == "all":
+        if metrics:
+            metrics_for(datasets[key], metrics, model, samples)
+        return metrics
+    posterior = isinstance(model, VAEBase)
+    names = [n for n in parse_metrics(metrics) if posterior or METRICS[n].kind != "posterior"]
+    if names:
+        metrics_for(datasets[key], names, model, samples)
+    return ",".join(names) or None
+
+
+def _refuse_unscored(metrics: str | None, runs: list[StudyRun], path: str | Path) -> None:
+    """A metric the study names must score at least one of its runs."""
+    if not metrics or metrics == "all":
+        return
+    scored = {name for run in runs for name in (run.metrics or "").split(",")}
+    for name in parse_metrics(metrics):
+        if name not in scored:
+            raise UntwineError(
+                f"study {path}: metric {name!r} reads the posterior q(z|x), and no model of "
+                "this study has one"
+            )
 
 
 def _evaluation(section: Any, path: str | Path) -> tuple[str | None, int]:
