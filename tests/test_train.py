@@ -103,6 +103,45 @@ def test_resuming_with_a_different_config_is_refused(tmp_path):
         untwine.train(tiny_config(**{"model.beta": 2}), tmp_path / "run", progress=False)
 
 
+@pytest.mark.parametrize("at", ["between the two writes", "during the weights' write"])
+def test_a_kill_inside_the_last_checkpoint_is_repaired_by_the_rerun(tmp_path, monkeypatch, at):
+    """A checkpoint writes state.pt, then model.safetensors: a kill after the first write (or
+    during the second, which is atomic) leaves the weights a checkpoint behind; the rerun sees
+    a finished run and must still bring the weights to the state's step."""
+    untwine.train(tiny_config(**{"train.steps": 10}), tmp_path / "a", progress=False)
+
+    def killed(run_dir, model, step):
+        if at == "during the weights' write":
+            (run_dir / ".model.safetensors.tmp1").write_bytes(b"half a file")
+        raise KeyboardInterrupt  # the process ends here
+
+    monkeypatch.setattr(runs, "save_weights", killed)
+    with pytest.raises(KeyboardInterrupt):
+        untwine.train(tiny_config(), tmp_path / "a", progress=False)
+    monkeypatch.undo()
+    assert runs.trained_steps(tmp_path / "a") == 10  # the weights lag the state (step 20)
+    untwine.train(tiny_config(), tmp_path / "a", progress=False)
+    untwine.train(tiny_config(), tmp_path / "b", progress=False)
+    assert runs.trained_steps(tmp_path / "a") == 20
+    assert not list((tmp_path / "a").glob(".*.tmp*"))  # the cut write's leftovers are swept
+    _assert_same_weights(tmp_path / "a", tmp_path / "b")
+
+
+def test_force_deletes_only_what_untwine_wrote_and_nothing_in_a_foreign_folder(tmp_path):
+    foreign = tmp_path / "foreign"
+    (foreign / "figures").mkdir(parents=True)
+    files = {"config.yaml": "my: settings\n", "metrics.json": "{}", "figures/plot.png": "png"}
+    for name, text in files.items():
+        (foreign / name).write_text(text)
+    with pytest.raises(UntwineError, match="exists and is not an untwine run"):
+        untwine.train(tiny_config(), foreign, progress=False, force=True)
+    assert {name: (foreign / name).read_text() for name in files} == files
+    run = untwine.train(tiny_config(), tmp_path / "run", progress=False)
+    (run / "notes.txt").write_text("mine")
+    untwine.train(tiny_config(), run, progress=False, force=True)
+    assert (run / "notes.txt").read_text() == "mine" and runs.trained_steps(run) == 20
+
+
 def test_an_output_path_that_is_a_file_or_a_foreign_folder_is_refused(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(UntwineError, match="is a file"):

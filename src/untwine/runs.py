@@ -24,10 +24,23 @@ LOG = "log.jsonl"
 METRICS = "metrics.json"
 FIGURES = "figures"
 RUN_FILES = (CONFIG, WEIGHTS, STATE, LOG, METRICS)
+CONFIG_HEADER = "# untwine run: the resolved config this run trains (written by untwine train)\n"
 
 
 def save_config(run_dir: Path, config: RunConfig) -> None:
-    atomic_write(run_dir / CONFIG, write_yaml(config).encode())
+    atomic_write(run_dir / CONFIG, (CONFIG_HEADER + write_yaml(config)).encode())
+
+
+def is_run(run_dir: Path) -> bool:
+    """Whether untwine wrote this folder's config.yaml: its header, or (for runs from before
+    the header) a log, state or weights of untwine's beside it."""
+    config = run_dir / CONFIG
+    if not config.is_file():
+        return False
+    with open(config, "rb") as file:
+        if file.readline() == CONFIG_HEADER.encode():
+            return True
+    return any((run_dir / name).is_file() for name in (WEIGHTS, STATE, LOG))
 
 
 def read_config(run_dir: str | Path) -> RunConfig:

@@ -106,6 +106,8 @@ def train(
 
     state = runs.load_state(run_dir, device) if resuming else None
     start = checkpoint.restore(state, model, optimizers, sampler) if state else 0
+    if state and runs.trained_steps(run_dir) != start:  # killed between a checkpoint's writes
+        runs.save_weights(run_dir, model, start)
     if start > config.train.steps:
         raise UntwineError(
             f"{run_dir} is already at step {start}, past train.steps={config.train.steps}"
@@ -273,15 +275,20 @@ def _prepare_run_dir(run_dir: Path, config: RunConfig, force: bool) -> bool:
     """Create `run_dir`, or check that it holds this same run; True when resuming one."""
     if run_dir.exists() and not run_dir.is_dir():
         raise UntwineError(f"output path {run_dir} is a file; give a directory for the run")
-    if force:
+    resuming = runs.is_run(run_dir)
+    if not resuming and run_dir.is_dir() and any(run_dir.iterdir()):  # before deleting anything
+        raise UntwineError(f"{run_dir} exists and is not an untwine run; choose another --out")
+    if force and resuming:  # only what untwine wrote; a user's own files stay
         for name in runs.RUN_FILES:
             (run_dir / name).unlink(missing_ok=True)
         shutil.rmtree(run_dir / runs.FIGURES, ignore_errors=True)
-    if not (run_dir / runs.CONFIG).is_file():
-        if run_dir.is_dir() and any(run_dir.iterdir()):
-            raise UntwineError(f"{run_dir} exists and is not an untwine run; choose another --out")
+        resuming = False
+    if not resuming:
         run_dir.mkdir(parents=True, exist_ok=True)
         return False
+    for name in runs.RUN_FILES:  # a write a kill cut short left its temporary file behind
+        for orphan in run_dir.glob(f".{name}.tmp*"):
+            orphan.unlink()
     _check_same_run(run_dir, runs.read_config(run_dir), config)
     return True
 
