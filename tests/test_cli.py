@@ -108,6 +108,10 @@ def test_models_and_datasets_are_listed():
         (["model.betta=3"], "error: unknown option 'betta' for model 'betavae'"),
         (["--model", "vae", "--beta", "4"], "error: unknown option 'beta' for model 'vae'"),
         (["--out", "afile"], "error: output path afile is a file"),
+        (["--seed", "-1"], "error: train.seed must be from 0 to 9223372036854775807, got -1"),
+        (["--lr", "inf"], "error: train.lr must be a finite number, got inf"),
+        (["--beta", "nan"], "error: model.beta must be a finite number, got nan"),
+        (["--grad-clip", "nan"], "error: train.grad_clip must be a finite number, got nan"),
     ],
 )
 def test_bad_input_ends_with_one_line_and_exit_code_2(tmp_path, args, message):
@@ -125,6 +129,14 @@ def test_the_installed_command_runs_as_its_own_process(tmp_path):
     result = run_cli_process("train", "--steps", "-3", cwd=tmp_path, check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip() == "error: train.steps must be at least 1, got -3"
+
+
+@pytest.mark.parametrize("verb", ["evaluate", "score", "traverse", "sample", "report"])
+def test_every_seed_follows_one_rule(tmp_path, verb):
+    """0 to 2^63 - 1, as train.seed: checked before the run is even read."""
+    result = run_cli(verb, str(tmp_path), "--seed", str(2**63), check=False)
+    assert result.returncode == 2
+    assert result.stderr == f"error: --seed must be from 0 to {2**63 - 1}, got {2**63}\n"
 
 
 def test_traverse_of_a_folder_that_is_no_run_is_a_user_error(tmp_path):

@@ -88,6 +88,8 @@ def test_a_study_without_a_grid_is_one_run_per_seed_with_evaluate_defaults(tmp_p
             "grid: {model.name: infogan}\nevaluate: {metrics: mig_chen}\n",
             "metric 'mig_chen' reads the posterior q(z|x), and no model of this study has one",
         ),
+        ("name: ../escaped\n", "name '../escaped' must be a plain folder name"),
+        ("name: /tmp/abs\n", "name '/tmp/abs' must be a plain folder name"),
         (
             "grid: {model.beta: [4, -1]}\n",
             "run model.beta=-1 train.seed=0: model.beta must be",

@@ -13,7 +13,7 @@ import click
 import numpy as np
 
 from untwine import runs
-from untwine.config import RunConfig, apply_overrides, read_yaml, resolve_config
+from untwine.config import RunConfig, apply_overrides, check_seed, read_yaml, resolve_config
 from untwine.data import DATASETS
 from untwine.errors import UntwineError, UntwineWarning
 from untwine.files import atomic_write
@@ -43,6 +43,19 @@ TRAIN_FLAGS = {
 def _factor_list(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """`--factors a,b` -> the override value `[a,b]`."""
     return f"[{value}]" if value else None
+
+
+def _checked_seed(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    """A seed every generator takes: 0 to 2^63 - 1, as train.seed."""
+    check_seed(value, "--seed")
+    return value
+
+
+def seed_option(help_text: str | None = None) -> Any:
+    """`--seed`, default 0, checked as every seed is."""
+    return click.option(
+        "--seed", type=int, callback=_checked_seed, default=0, show_default=True, help=help_text
+    )
 
 
 FACTORS_OPTION = click.option(
@@ -178,7 +191,7 @@ METRIC_HELP = "all, or a comma-separated subset of the names `untwine metrics` l
 @cli.command()
 @click.argument("run", type=click.Path())
 @click.option("--metrics", "names", default="all", show_default=True, help=METRIC_HELP)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for sampled points.")
+@seed_option("Seed for sampled points.")
 @DCI_OPTION
 @click.option(
     "--samples",
@@ -226,9 +239,7 @@ def evaluate(
     help="all, or a comma-separated subset of the metrics `untwine metrics` lists as reading "
     "codes or latents.",
 )
-@click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed for DCI's trees and the critic."
-)
+@seed_option("Seed for DCI's trees and the critic.")
 @DCI_OPTION
 def score(file: str, names: str, seed: int, dci_estimator: str) -> None:
     """Score any model's codes: FILE.npz holds `codes` (N x d) and `factors` (N x k indices).
@@ -288,9 +299,7 @@ def _read_npz(file: str) -> dict[str, np.ndarray]:
 
 @cli.command()
 @click.argument("run", type=click.Path())
-@click.option(
-    "--seed", type=int, default=0, show_default=True, help="Which input image to traverse."
-)
+@seed_option("Which input image to traverse.")
 def traverse(run: str, seed: int) -> None:
     """Redraw RUN/figures/traversal.png: latents by KL in rows, values -2.5..2.5 in columns."""
     from untwine.viz import traverse as draw
@@ -301,7 +310,7 @@ def traverse(run: str, seed: int) -> None:
 @cli.command()
 @click.argument("run", type=click.Path())
 @click.option("--n", "count", type=click.IntRange(1, 1024), default=64, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option()
 @click.option("--out", type=click.Path(dir_okay=False), help="[default: RUN/figures/samples.png]")
 def sample(run: str, count: int, seed: int, out: str | None) -> None:
     """Draw N observations from RUN's model: decoded prior samples (VAEs) or G's (InfoGAN).
@@ -327,7 +336,7 @@ def sample(run: str, count: int, seed: int, out: str | None) -> None:
 
 @cli.command()
 @click.argument("run", type=click.Path())
-@click.option("--seed", type=int, default=0, show_default=True, help="Inputs and samples shown.")
+@seed_option("Inputs and samples shown.")
 def report(run: str, seed: int) -> None:
     """Write every figure into RUN/figures and one self-contained RUN/report.html."""
     from untwine.report import report as write_report
@@ -472,7 +481,7 @@ def datasets(ctx: click.Context) -> None:
 @click.argument("overrides", nargs=-1, metavar="[data.KEY=VALUE]...")
 @FACTORS_OPTION
 @click.option("--n", "count", type=click.IntRange(1, 1024), default=32, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option()
 @click.option("--out", type=click.Path(dir_okay=False), help="[default: NAME-samples.png]")
 def datasets_show(
     name: str,

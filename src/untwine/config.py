@@ -54,10 +54,20 @@ class TrainConfig:
             raise UntwineError(f"train.eval_every must be 0 (never) or more, got {self.eval_every}")
         if self.grad_clip < 0:
             raise UntwineError(f"train.grad_clip must be 0 (off) or positive, got {self.grad_clip}")
+        check_seed(self.seed, "train.seed")
         if not self.lr > 0:
             raise UntwineError(f"train.lr must be positive, got {self.lr}")
         names = parse_metrics(self.eval_metrics)
         enough_codes(names, self.eval_samples, drop=self.eval_metrics == "all")
+
+
+SEED_MAX = 2**63 - 1  # the largest seed torch's and numpy's generators both take
+
+
+def check_seed(seed: int, where: str) -> None:
+    """One rule for every seed: an integer from 0 to 2^63 - 1."""
+    if not 0 <= seed <= SEED_MAX:
+        raise UntwineError(f"{where} must be from 0 to {SEED_MAX}, got {seed}")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -142,6 +143,8 @@ def coerce(value: Any, annotation: Any, where: str) -> Any:
                 value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UntwineError(f"{where} must be a number, got {value!r}")
+        if not math.isfinite(value):  # inf and nan validate as floats but cannot train
+            raise UntwineError(f"{where} must be a finite number, got {value!r}")
         return float(value)
     if annotation is str:
         if not isinstance(value, str):

@@ -72,6 +72,11 @@ def load_study(path: str | Path) -> Study:
             f"study {path}: unknown key {unknown[0]!r}; accepted: {', '.join(STUDY_KEYS)}"
         )
     name = str(raw.get("name") or Path(path).stem)
+    if not re.fullmatch(r"[\w+=-][\w.+= -]*", name):  # it names a folder under studies/
+        raise UntwineError(
+            f"study {path}: name {name!r} must be a plain folder name (letters, digits, spaces and "
+            ". _ - + =, not starting with a dot)"
+        )
     base = raw.get("base") or {}
     sections_ok = isinstance(base, dict) and all(isinstance(v, dict | None) for v in base.values())
     if not sections_ok or set(base) - set(SECTIONS):
