@@ -199,7 +199,7 @@ def runnable(
     """The metrics to run: "all" keeps those the data's `factors`, a model with or without a
     `posterior` and the number of `samples` allow; a named metric that cannot run is a
     one-line error saying why."""
-    asked_all = isinstance(metrics, str) and metrics.strip() == "all"
+    asked_all = _asked_all(metrics)
     names = parse_metrics(metrics)
     if samples is not None:
         names = enough_codes(names, samples, asked_all)
@@ -215,14 +215,29 @@ def runnable(
         )
     if factors:
         return names
-    free = [n for n, metric in METRICS.items() if not metric.needs_factors]
+    return _factor_free(
+        names, asked_all, METRICS, "this dataset has none", " (give factors to score the rest)"
+    )
+
+
+def _asked_all(metrics: str | Iterable[str]) -> bool:
+    """Whether `metrics` asks for every metric that can run (as `parse_metrics` reads "all")."""
+    return isinstance(metrics, str) and metrics.strip() == "all"
+
+
+def _factor_free(
+    names: list[str], asked_all: bool, among: Iterable[str], missing: str, hint: str = ""
+) -> list[str]:
+    """`names` less those needing factors, where there are none: dropped for "all", else a
+    one-line error listing the metrics of `among` that need none."""
+    free = [n for n in among if not METRICS[n].needs_factors]
     return keep_runnable(
         names,
         lambda n: not METRICS[n].needs_factors,
         asked_all,
         lambda n: (
-            f"metric {n!r} needs ground-truth factors, and this dataset has none; "
-            f"without factors: {', '.join(free)} (give factors to score the rest)"
+            f"metric {n!r} needs ground-truth factors, and {missing}; "
+            f"without factors: {', '.join(free)}{hint}"
         ),
     )
 
@@ -349,22 +364,16 @@ def score(
     default `mig.factor_0`...). `on_metric(name)` is called before each metric (for progress).
     """
     code_metrics = metric_names(["codes", "latents"])
-    names = keep_runnable(
-        parse_metrics(metrics, code_metrics),
-        lambda n: factors is not None or not METRICS[n].needs_factors,
-        metrics == "all",
-        lambda n: (
-            f"metric {n!r} needs ground-truth factors, and none were given; without "
-            f"factors: {', '.join(n for n in code_metrics if not METRICS[n].needs_factors)}"
-        ),
-    )
+    names = parse_metrics(metrics, code_metrics)
+    if factors is None:
+        names = _factor_free(names, _asked_all(metrics), code_metrics, "none were given")
     if factors is None:
         inputs = Inputs(codes=check_codes(codes), seed=seed)
     else:
         inputs = Inputs(*train_test(codes, factors, codes_test, factors_test), seed=seed)
         inputs.factor_names = _factor_names(factor_names, inputs.factors.shape[1])
         inputs.dci_estimator = dci_estimator
-    names = enough_codes(names, len(inputs.codes), metrics == "all")
+    names = enough_codes(names, len(inputs.codes), _asked_all(metrics))
     return run_metrics(names, inputs, on_metric)
 
 

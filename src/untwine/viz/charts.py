@@ -58,13 +58,14 @@ def training_curves(records: list[dict[str, Any]]) -> Image.Image:
     rows = -(-panels // columns) or 1
     figure = Figure(figsize=(3.6 * columns, 2.4 * rows), dpi=100, layout="constrained")
     steps = [r["step"] for r in losses]
+    measured = references()  # loss term -> the metric that measures it independently
     panel = 0
     for term in terms:
         panel += 1
         axes = figure.add_subplot(rows, columns, panel)
         axes.plot(steps, [r.get(term, np.nan) for r in losses], linewidth=1, label="model")
         axes.set_title(term, fontsize=9)
-        measured_by = references().get(term)  # the metric that measures this term independently
+        measured_by = measured.get(term)
         reference = [r for r in evals if measured_by in r["eval"]]
         if reference:
             steps_measured = [r["step"] for r in reference]
