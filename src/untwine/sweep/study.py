@@ -124,15 +124,13 @@ def _check_run(
     if key not in datasets:
         datasets[key] = load_dataset(config.data.name, **config.data.options)
     _, model = build(config, datasets[key])
-    if not metrics or metrics == "all":
-        if metrics:
-            metrics_for(datasets[key], metrics, model, samples)
-        return metrics
-    posterior = isinstance(model, VAEBase)
-    names = [n for n in parse_metrics(metrics) if posterior or METRICS[n].kind != "posterior"]
-    if names:
-        metrics_for(datasets[key], names, model, samples)
-    return ",".join(names) or None
+    if metrics and metrics != "all":  # "all" leaves out what cannot run by itself
+        posterior = isinstance(model, VAEBase)
+        names = [n for n in parse_metrics(metrics) if posterior or METRICS[n].kind != "posterior"]
+        metrics = ",".join(names) or None
+    if metrics:
+        metrics_for(datasets[key], metrics, model, samples)
+    return metrics
 
 
 def _refuse_unscored(metrics: str | None, runs: list[StudyRun], path: str | Path) -> None:
