@@ -18,6 +18,7 @@ from untwine import runs
 from untwine.errors import UntwineError
 from untwine.sweep import load_study, run_study
 from untwine.sweep.cluster import gpu_requests
+from untwine.sweep.runner import study_lock
 
 TINY = """
 base:
@@ -315,3 +316,45 @@ evaluate: {metrics: "mig,mig_chen", samples: 100}
         ("vae-s0", "mig,mig_chen"),
         ("infogan-s0", "mig"),  # InfoGAN has no q(z|x)
     ]
+
+
+def test_a_second_driver_on_a_running_study_is_refused_in_one_line(tmp_path):
+    """Two drivers would both train every unfinished run, into the same folders."""
+    path = _study(tmp_path, "grid: {model.beta: [1, 4]}\n")
+    path.write_text(path.read_text().replace("steps: 2,", "steps: 3000, checkpoint_every: 10,"))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "untwine", "sweep", str(path), "--out", str(out)]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "runs" / "betavae-beta1-s0" / "model.safetensors").exists():
+            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read()
+            time.sleep(0.02)
+        second = run_cli("sweep", str(path), "--out", str(out), check=False)
+    finally:
+        first.kill()
+        first.communicate(timeout=60)
+    assert second.returncode == 2
+    assert second.stderr.startswith(f"error: {out} is being run by another untwine sweep (pid ")
+    assert len(second.stderr.strip().splitlines()) == 1
+    with study_lock(out):  # the killed driver's lock died with it: the next one takes over
+        pass
+
+
+def test_a_damaged_study_db_says_how_to_recover_and_the_runs_are_not_retrained(tmp_path):
+    path = _study(tmp_path, "grid: {model.beta: [1, 4]}\n")
+    out = tmp_path / "out"
+    first = run_study(load_study(path), out)
+    logs = {row["name"]: runs.read_log(out / "runs" / row["name"]) for row in first}
+    data = (out / "study.db").read_bytes()
+    (out / "study.db").write_bytes(data[: len(data) // 2])
+
+    result = run_cli("sweep", str(path), "--out", str(out), check=False)
+    assert result.returncode == 2
+    assert "study.db is damaged (" in result.stderr
+    assert result.stderr.strip().endswith("to score the finished runs again, not retrain them")
+
+    (out / "study.db").unlink()  # as the message says
+    again = run_study(load_study(path), out)
+    assert [row["metrics"] for row in again] == [row["metrics"] for row in first]
+    assert {row["name"]: runs.read_log(out / "runs" / row["name"]) for row in again} == logs

@@ -366,8 +366,16 @@ def report(run: str, seed: int) -> None:
     help="Ray: the cluster's address (default: RAY_ADDRESS, or `ray start` on this machine, "
     "else a cluster of this machine alone; `local` always the latter).",
 )
+@click.option(
+    "--wait", is_flag=True, help="If another sweep is running this study, start when it ends."
+)
 def sweep(
-    study_file: str, out: str | None, backend: str, workers: int | None, address: str | None
+    study_file: str,
+    out: str | None,
+    backend: str,
+    workers: int | None,
+    address: str | None,
+    wait: bool,
 ) -> None:
     """Train and score every run of a study (models x hyperparameters x seeds).
 
@@ -404,6 +412,7 @@ def sweep(
             address=address,
             progress=True,
             on_result=show,
+            wait=wait,
         )
     except KeyboardInterrupt:
         click.echo(

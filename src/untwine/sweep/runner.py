@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+import socket
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,6 +21,7 @@ from untwine.sweep.study import Study
 from untwine.sweep.tables import write_tables
 
 STORE = "study.db"
+LOCK = "study.lock"
 RUNS = "runs"
 
 
@@ -28,6 +34,7 @@ def run_study(
     address: str | None = None,
     progress: bool = False,
     on_result: Callable[[dict[str, Any], int], None] | None = None,
+    wait: bool = False,
 ) -> list[dict[str, Any]]:
     """Train and score every run of `study` under `out`; returns each run's row.
 
@@ -36,7 +43,8 @@ def run_study(
     once if given. Finished runs are never redone; a run cut short resumes from its
     checkpoint; failed runs are tried again. `out/study.db` holds the rows, `out/results.csv`
     and `out/results.md` the tables (rewritten after each run), `out/runs/NAME` each run.
-    `on_result(row, left)` sees each run as it ends, and how many are left to end.
+    `on_result(row, left)` sees each run as it ends, and how many are left to end. One
+    driver at a time runs a study directory: another is refused, or with `wait=True` waits.
     """
     if workers is not None and workers < 1:
         raise UntwineError(f"workers must be at least 1, got {workers}")
@@ -46,6 +54,19 @@ def run_study(
     if out.exists() and not out.is_dir():
         raise UntwineError(f"output path {out} is a file; give a directory for the study")
     out.mkdir(parents=True, exist_ok=True)
+    with study_lock(out, wait=wait):
+        return _run(study, out, workers, backend, address, progress, on_result)
+
+
+def _run(
+    study: Study,
+    out: Path,
+    workers: int | None,
+    backend: str,
+    address: str | None,
+    progress: bool,
+    on_result: Callable[[dict[str, Any], int], None] | None,
+) -> list[dict[str, Any]]:
     store = ResultStore(out / STORE)
     try:
         store.add(study.runs)
@@ -88,6 +109,35 @@ def run_study(
         return store.rows(names)
     finally:
         store.close()
+
+
+@contextlib.contextmanager
+def study_lock(out: Path, *, wait: bool = False) -> Iterator[None]:
+    """Hold `out/study.lock` while a driver runs the study; the system drops it if we die.
+
+    A second driver would train every unfinished run a second time, into the same folders.
+    """
+    with open(out / LOCK, "a+") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            holder = file.read().strip() or "another process"
+            if not wait:
+                raise UntwineError(
+                    f"{out} is being run by another untwine sweep ({holder}); let it finish, or "
+                    "pass --wait to start when it does"
+                ) from None
+            print(f"waiting for the sweep that holds {out} ({holder})", file=sys.stderr)
+            fcntl.flock(file, fcntl.LOCK_EX)
+        file.seek(0)
+        file.truncate()
+        file.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.ctime()}\n")
+        file.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)
 
 
 def train_and_score(

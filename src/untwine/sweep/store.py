@@ -37,7 +37,19 @@ class ResultStore:
         self.path = Path(path)
         self._db = sqlite3.connect(self.path, isolation_level=None)  # autocommit
         self._db.row_factory = sqlite3.Row
-        self._db.execute(SCHEMA)
+        try:
+            self._db.execute(SCHEMA)
+            (verdict,) = self._db.execute("PRAGMA quick_check").fetchone()
+        except sqlite3.DatabaseError as error:
+            verdict = str(error)
+        if verdict != "ok":
+            self._db.close()
+            raise UntwineError(
+                f"{self.path} is damaged ({verdict}); every run's folder under "
+                f"{self.path.parent / 'runs'} still holds its weights: move {self.path.name} "
+                "away and rerun the same command to score the finished runs again, not retrain "
+                "them"
+            )
 
     def close(self) -> None:
         self._db.close()
