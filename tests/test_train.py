@@ -220,3 +220,38 @@ def test_grad_clip_clips_every_objective(tmp_path, monkeypatch):
         tiny_config(**{"train.grad_clip": 0.5, "train.steps": 3}), tmp_path / "run", progress=False
     )
     assert norms == [0.5, 0.5, 0.5]
+
+
+@pytest.fixture
+def process_threads():
+    """Set this process's CPU thread count for a test; the count it had comes back after."""
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+def test_a_resume_trains_on_the_thread_count_the_run_started_with(tmp_path, process_threads):
+    """A convnet's CPU sums depend on the thread count, so an exact resume needs the count the
+    run started with: it is recorded in config.yaml (0 means this process's) and reused."""
+    conv = {"model.arch": "conv64"}
+    process_threads(1)
+    untwine.train(tiny_config(**conv), tmp_path / "whole", progress=False)
+    untwine.train(tiny_config(**conv, **{"train.steps": 10}), tmp_path / "cut", progress=False)
+    process_threads(2)
+    untwine.train(tiny_config(**conv), tmp_path / "cut", progress=False)  # resumed on 2 cores
+    untwine.train(tiny_config(**conv), tmp_path / "two", progress=False)
+
+    assert runs.read_config(tmp_path / "cut").train.threads == 1
+    assert torch.get_num_threads() == 2  # the process's own count, given back
+    _assert_same_weights(tmp_path / "cut", tmp_path / "whole")
+    two = load_file(tmp_path / "two" / "model.safetensors")  # the count matters here
+    whole = load_file(tmp_path / "whole" / "model.safetensors")
+    assert any(not torch.equal(two[key], whole[key]) for key in whole)
+
+    with pytest.warns(UserWarning, match=r"trained with train.threads=1; resuming with 2, its"):
+        untwine.train(
+            tiny_config(**conv, **{"train.threads": 2, "train.steps": 30}),
+            tmp_path / "cut",
+            progress=False,
+        )
+    assert runs.read_config(tmp_path / "cut").train.threads == 2

@@ -45,13 +45,21 @@ class TrainConfig:
     eval_metrics: str = "mig"
     eval_samples: int = 10_000
     grad_clip: float = 0.0  # max global gradient norm per objective; 0: no clipping
+    threads: int = 0  # CPU threads; 0: the process's count, recorded when training starts
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "log_every", "checkpoint_every", "eval_samples"):
             if getattr(self, name) < 1:
                 raise UntwineError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+        if self.steps > STEPS_MAX:
+            raise UntwineError(
+                f"train.steps must be at most {STEPS_MAX:,} (the reference study trains "
+                f"300,000), got {self.steps:,}"
+            )
         if self.eval_every < 0:
             raise UntwineError(f"train.eval_every must be 0 (never) or more, got {self.eval_every}")
+        if not 0 <= self.threads <= 4096:
+            raise UntwineError(f"train.threads must be 0 (automatic) to 4096, got {self.threads}")
         if self.grad_clip < 0:
             raise UntwineError(f"train.grad_clip must be 0 (off) or positive, got {self.grad_clip}")
         check_seed(self.seed, "train.seed")
@@ -61,6 +69,7 @@ class TrainConfig:
         enough_codes(names, self.eval_samples, drop=self.eval_metrics == "all")
 
 
+STEPS_MAX = 10**9  # days at 10,000 steps a second: a larger count is a typo
 SEED_MAX = 2**63 - 1  # the largest seed torch's and numpy's generators both take
 
 
@@ -95,6 +104,7 @@ RESUMABLE_CHANGES = (
     "train.eval_every",
     "train.eval_metrics",
     "train.eval_samples",
+    "train.threads",  # changes the numbers, not what is trained: a resume warns (see trainer)
 )
 # Model options that training reads off the dataset rather than a user setting them.
 DATA_DERIVED_OPTIONS = ("observation_shape", "dataset_size")

@@ -92,9 +92,10 @@ def train(
     Returns the run directory.
     """
     run_dir = Path(run_dir)
+    dataset = load_dataset(config.data.name, **config.data.options)  # bad data: no folder made
     resuming = _prepare_run_dir(run_dir, config, force)
+    config = _with_threads(config, runs.read_config(run_dir) if resuming else None, run_dir)
     device = resolve_device(config.train.device)
-    dataset = load_dataset(config.data.name, **config.data.options)
     for note in dataset.notes if progress else ():
         tqdm.write(f"data: {note}", file=sys.stderr)
     torch.manual_seed(config.train.seed)
@@ -133,7 +134,7 @@ def train(
     model.train()
     log = _LogAccumulator(cfg.batch_size)
     postfix: dict[str, str] = {}
-    with _deferred_interrupt() as interrupted, bar, _flush_denormals():
+    with _deferred_interrupt() as interrupted, bar, _flush_denormals(), _cpu_threads(cfg.threads):
         for step in range(start, cfg.steps):
             x = sample_batch(dataset, cfg.batch_size, sampler, device)
             if step == start:
@@ -245,6 +246,32 @@ class TrainingInterrupted(KeyboardInterrupt):
     def __init__(self, step: int) -> None:
         super().__init__(f"interrupted after step {step}; checkpoint saved")
         self.step = step
+
+
+def _with_threads(config: RunConfig, previous: RunConfig | None, run_dir: Path) -> RunConfig:
+    """`train.threads` as the run uses and records it: the CPU's sums depend on the count, so
+    a resume keeps the one the run trained with; 0 becomes this process's count."""
+    threads, before = config.train.threads, previous.train.threads if previous else 0
+    if before and threads and threads != before:
+        warnings.warn(
+            f"{run_dir} trained with train.threads={before}; resuming with {threads}, its "
+            "numbers will differ from an uninterrupted run's",
+            UntwineWarning,
+            stacklevel=3,
+        )
+    threads = threads or before or torch.get_num_threads()
+    return replace(config, train=replace(config.train, threads=threads))
+
+
+@contextlib.contextmanager
+def _cpu_threads(count: int) -> Iterator[None]:
+    """Train on `count` CPU threads, and give the process its own count back after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @contextlib.contextmanager
