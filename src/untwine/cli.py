@@ -6,6 +6,7 @@ import inspect
 import json
 import sys
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 from untwine import runs
 from untwine.config import RunConfig, apply_overrides, check_seed, read_yaml, resolve_config
 from untwine.data import DATASETS
-from untwine.errors import UntwineError, UntwineWarning
+from untwine.errors import UntwineError, UntwineWarning, os_error_message, os_error_reason
 from untwine.files import atomic_write
 from untwine.metrics import KINDS, METRICS, headline_keys, parse_metrics
 from untwine.models import MODELS
@@ -77,6 +78,17 @@ class UntwineGroup(click.Group):
                 return super().invoke(ctx)
         except UntwineError as error:
             click.echo(f"error: {error}", err=True)
+            sys.exit(2)
+        except OSError as error:  # the file system said no: a path, a full disk, a permission
+            click.echo(f"error: {os_error_message(error)}", err=True)
+            sys.exit(2)
+        except MemoryError as error:
+            asked = f" ({error})" if str(error) else ""
+            click.echo(
+                f"error: not enough memory for this command{asked}; ask for less, e.g. a smaller "
+                "--samples or train.batch_size",
+                err=True,
+            )
             sys.exit(2)
         except TrainingDiverged as failure:
             click.echo(f"\nerror: {failure}", err=True)
@@ -158,7 +170,7 @@ def train(
     given = [f"{TRAIN_FLAGS[k]}={v}" for k, v in flags.items() if v is not None]
     config = resolve_config(apply_overrides(raw, [*given, *overrides]))
     run_dir = Path(out or f"runs/{config.model.name}-{_data_label(config)}-s{config.train.seed}")
-    if not force and runs.trained_steps(run_dir) >= config.train.steps:
+    if not force and (runs.saved_step(run_dir) or 0) >= config.train.steps:
         click.echo(
             f"{run_dir} is already trained to step {config.train.steps} "
             "(--force retrains, a larger --steps continues)",
@@ -285,16 +297,29 @@ def _format(value: float | int | list[float]) -> str:
 
 def _read_npz(file: str) -> dict[str, np.ndarray]:
     """The arrays of an .npz file, read without pickles."""
+    unreadable = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
     try:
-        with np.load(file, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
-    except AttributeError:
+        loaded = np.load(file, allow_pickle=False)
+    except unreadable as error:
+        raise UntwineError(f"cannot read {file}: {_npz_problem(error)}") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
         raise UntwineError(
-            f"{file} holds one array; save codes and factors with np.savez"
-        ) from None
-    except (OSError, ValueError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else "not an npz"
-        raise UntwineError(f"cannot read {file}: {reason}") from None
+            f"{file} holds one array; save codes and factors together with "
+            "np.savez(FILE, codes=..., factors=...)"
+        )
+    with loaded as archive:
+        try:
+            return {key: archive[key] for key in archive.files}
+        except unreadable as error:
+            raise UntwineError(f"cannot read {file}: {_npz_problem(error)}") from None
+
+
+def _npz_problem(error: Exception) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return os_error_reason(error)
+    if isinstance(error, zipfile.BadZipFile | EOFError | KeyError):
+        return "not a complete .npz file (cut short, or not an npz)"
+    return "not an .npz of plain arrays"
 
 
 @cli.command()
@@ -317,15 +342,15 @@ def sample(run: str, count: int, seed: int, out: str | None) -> None:
 
     Images go to a PNG grid; a table's rows go to a CSV in the table's units.
     """
+    from untwine.data import load_dataset
     from untwine.viz import model_sample_rows, model_samples, save_png
 
-    images = len(runs.read_config(run).model.options["observation_shape"]) > 1
-    _, model, dataset = runs.open_run(run, dataset=not images)  # a table's units come from it
-    if images:
-        path = save_png(
-            model_samples(model, count, seed=seed), out or Path(run) / runs.FIGURES / "samples.png"
-        )
-    else:
+    config, model, _ = runs.open_run(run, dataset=False)
+    if len(model.observation_shape) > 1:
+        default = runs.figures_dir(Path(run)) / "samples.png" if out is None else None
+        path = save_png(model_samples(model, count, seed=seed), out or default)
+    else:  # a table's units come from its dataset
+        dataset = load_dataset(config.data.name, **config.data.options)
         names, rows = model_sample_rows(model, dataset, count, seed=seed)
         text = ",".join(names) + "\n" + "\n".join(",".join(f"{v:.6g}" for v in r) for r in rows)
         path = Path(out or Path(run) / "samples.csv")

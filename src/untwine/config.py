@@ -126,15 +126,14 @@ def first_difference(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, Any
 
 def resolve_config(raw: dict[str, Any]) -> RunConfig:
     """Validate a nested dict (from YAML and overrides) and fill every default."""
-    if not isinstance(raw, dict):
-        raise UntwineError("a config must be a mapping with sections data, model, train")
-    unknown = sorted(set(raw) - set(SECTIONS))
-    if unknown:
-        raise UntwineError(
-            f"unknown config section {unknown[0]!r}; accepted: {', '.join(SECTIONS)}"
-        )
-    sections = {key: _section(raw, key) for key in SECTIONS}
+    sections = _sections(raw)
     data = _component(DATASETS, _split_path(sections["data"]), default="dsprites")
+    needed = [k for k in DATASETS.options(data.name) if k not in data.options]  # no default
+    if needed:
+        raise UntwineError(
+            f"dataset {data.name!r} needs data.{needed[0]}"
+            + (f", e.g. --dataset {data.name}:FILE" if needed[0] == "path" else "")
+        )
     model = sections["model"]
     name = model.get("name", "betavae")
     accepted = MODELS.options(name) if isinstance(name, str) else {}
@@ -165,11 +164,22 @@ def _split_path(section: dict[str, Any]) -> dict[str, Any]:
     return section
 
 
-def _section(raw: dict[str, Any], key: str) -> dict[str, Any]:
-    value = raw.get(key) or {}
-    if not isinstance(value, dict):
-        raise UntwineError(f"config section {key!r} must be a mapping, got {value!r}")
-    return dict(value)
+def _sections(raw: Any) -> dict[str, dict[str, Any]]:
+    """Each section of a config as a mapping of its own (empty if absent), or a one-line error."""
+    if not isinstance(raw, dict):
+        raise UntwineError("a config must be a mapping with sections data, model, train")
+    unknown = sorted(set(map(str, raw)) - set(SECTIONS))
+    if unknown:
+        raise UntwineError(
+            f"unknown config section {unknown[0]!r}; accepted: {', '.join(SECTIONS)}"
+        )
+    sections = {}
+    for key in SECTIONS:
+        value = raw.get(key) or {}
+        if not isinstance(value, dict):
+            raise UntwineError(f"config section {key!r} must be a mapping, got {value!r}")
+        sections[key] = dict(value)
+    return sections
 
 
 def _component(registry: Registry, section: dict[str, Any], default: str) -> ComponentConfig:
@@ -187,13 +197,28 @@ def _train(section: dict[str, Any]) -> TrainConfig:
     return TrainConfig(**{k: coerce(v, hints[k], f"train.{k}") for k, v in section.items()})
 
 
+YAML_LIMIT = 100_000  # values a config may expand to through aliases; real ones hold hundreds
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """A YAML mapping from a file, or a one-line error saying what is wrong with it."""
     try:
-        text = Path(path).read_text()
+        data = Path(path).read_bytes()
     except OSError as error:
         raise UntwineError(f"cannot read config file {path}: {error.strerror}") from None
     try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UntwineError(
+            f"config file {path} is not UTF-8 text (byte {error.start}); save it as UTF-8"
+        ) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None and _expanded_size(node, {}) > YAML_LIMIT:  # before expanding it
+            raise UntwineError(
+                f"config file {path} expands to over {YAML_LIMIT:,} values through YAML "
+                "aliases; write the values out"
+            )
         value = yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
@@ -206,6 +231,26 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return value
 
 
+def _expanded_size(node: yaml.Node, sizes: dict[int, float]) -> float:
+    """How many values `node` stands for once every alias is copied out (inf for a cycle)."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    sizes[key] = float("inf")  # seen again before it is summed: the node contains itself
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.SequenceNode):
+        children = node.value
+    elif isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    total = 1.0
+    for child in children:
+        total += _expanded_size(child, sizes)
+        if total > YAML_LIMIT:
+            break
+    sizes[key] = total
+    return total
+
+
 def write_yaml(config: RunConfig) -> str:
     """The config as YAML text, sections in data flow order."""
     return yaml.safe_dump(config.to_dict(), sort_keys=False)
@@ -213,7 +258,7 @@ def write_yaml(config: RunConfig) -> str:
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply `section.key=value` strings (values parsed as YAML) to a nested dict copy."""
-    result = {key: dict(value or {}) for key, value in raw.items()}
+    result: dict[str, Any] = _sections(raw)
     for item in overrides:
         key, sep, text = item.partition("=")
         section, dot, option = key.strip().partition(".")

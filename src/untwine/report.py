@@ -52,7 +52,7 @@ def write_figures(run_dir: str | Path, *, seed: int = 0, device: str = "cpu") ->
 
 
 def _write_figures(run_dir: Path, model: Model, dataset: Dataset, seed: int) -> dict[str, Path]:
-    figures = run_dir / runs.FIGURES
+    figures = runs.figures_dir(run_dir)
     images = len(dataset.observation_shape) == 3
     written: dict[str, Path] = {}
     knobs = None
@@ -155,9 +155,8 @@ def report(run_dir: str | Path, *, seed: int = 0, device: str = "cpu") -> Path:
     """Write the figures and RUN/report.html; returns the report's path."""
     run_dir = Path(run_dir)
     config, model, dataset = runs.open_run(run_dir, device)
+    metrics = runs.read_metrics(run_dir)  # before writing anything: it may be damaged
     figures = _write_figures(run_dir, model, dataset, seed)
-    metrics_file = run_dir / runs.METRICS
-    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
     knobs = json.loads(figures["knobs.json"].read_text()) if "knobs.json" in figures else None
     sections = [
         _section("Health", _warnings_html(health_warnings(run_dir))),

@@ -43,6 +43,7 @@ class ArrayDataset(UserDataset):
         file = Path(path).expanduser()
         data, factors, names = _read_array_file(file, key)
         layout = _layout(data.shape, file)
+        _check_values(data, file)
         if data.ndim == 3:
             data = data[..., None]
         labels = None
@@ -67,12 +68,13 @@ class ArrayDataset(UserDataset):
 
     @classmethod
     def suggested_model_options(cls, options: dict[str, Any]) -> dict[str, Any]:
-        shape = _array_shape(Path(options["path"]).expanduser(), options.get("key"))
+        file = Path(options["path"]).expanduser()
+        shape = _array_shape(file, options.get("key"))
         if shape is None:
             return {}
         if len(shape) == 2:
             return {"arch": "mlp", "likelihood": "gaussian", "output": "linear"}
-        spatial = shape[1:3] if _layout(shape, None) == "nhwc" else shape[2:4]
+        spatial = shape[1:3] if _layout(shape, file) == "nhwc" else shape[2:4]
         return {} if tuple(spatial) == (64, 64) else {"arch": "mlp"}
 
 
@@ -98,6 +100,28 @@ def _read_array_file(
         if isinstance(error, UntwineError):
             raise
         raise UntwineError(f"cannot read {file} as {file.suffix[1:]}: {error}") from None
+
+
+def _check_values(data: np.ndarray, file: Path) -> None:
+    """Observations must exist and be real, finite numbers: a NaN pixel would surface much
+    later as a NaN loss, blamed on the learning rate."""
+    if len(data) == 0:
+        raise UntwineError(f"{file} holds no observations (its array has length 0)")
+    if data.dtype == bool or not np.issubdtype(data.dtype, np.number):
+        raise UntwineError(f"{file}: observations must be numbers, got dtype {data.dtype}")
+    if np.issubdtype(data.dtype, np.complexfloating):
+        raise UntwineError(f"{file}: observations must be real numbers, got dtype {data.dtype}")
+    if not np.issubdtype(data.dtype, np.floating):
+        return
+    rows = max(1, 2**24 // max(1, data[0].size))  # a memory-mapped file is read a slice at a time
+    for start in range(0, len(data), rows):
+        finite = np.isfinite(data[start : start + rows]).reshape(-1, data[0].size).all(axis=1)
+        if not finite.all():
+            first = start + int(np.argmin(finite))
+            raise UntwineError(
+                f"{file}: observation {first} holds NaN or infinite values; "
+                "replace or drop them before training"
+            )
 
 
 def _observation_key(keys: list[str], key: str | None, file: Path) -> str:

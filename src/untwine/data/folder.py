@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import warnings
@@ -13,7 +14,7 @@ from PIL import Image, UnidentifiedImageError
 
 from untwine.data.base import DATASETS, data_root
 from untwine.data.user import UserDataset
-from untwine.errors import UntwineError, UntwineWarning
+from untwine.errors import UntwineError, UntwineWarning, os_error_reason
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -56,7 +57,9 @@ class FolderDataset(UserDataset):
             raise UntwineError(
                 f"no images in {folder}; accepted: {', '.join(s[1:] for s in IMAGE_SUFFIXES)}"
             )
+        files, broken = _reachable(folder, files)
         images, skipped = _cached_folder(folder, files, size, color)
+        skipped = broken + skipped
         if skipped:
             shown = "; ".join(skipped[:5]) + (
                 f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""
@@ -73,6 +76,19 @@ class FolderDataset(UserDataset):
     @classmethod
     def suggested_model_options(cls, options: dict[str, Any]) -> dict[str, Any]:
         return {} if options.get("size", 64) == 64 else {"arch": "mlp"}
+
+
+def _reachable(folder: Path, files: list[Path]) -> tuple[list[Path], list[str]]:
+    """The files that can be opened, and the links that cannot ('name (reason)')."""
+    reachable, broken = [], []
+    for file in files:
+        try:
+            file.stat()
+            reachable.append(file)
+        except OSError as error:
+            reason = "a link to nothing" if error.errno == errno.ENOENT else os_error_reason(error)
+            broken.append(f"{file.relative_to(folder)} ({reason})")
+    return reachable, broken
 
 
 def _cached_folder(

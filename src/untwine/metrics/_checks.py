@@ -15,6 +15,8 @@ def check_codes(codes: np.ndarray, name: str = "codes") -> np.ndarray:
     codes = np.asarray(codes)
     if codes.ndim != 2 or codes.shape[0] < 2 or codes.shape[1] < 1:
         raise UntwineError(f"{name} must be a matrix (N, d) with N >= 2, got shape {codes.shape}")
+    if np.iscomplexobj(codes):
+        raise UntwineError(f"{name} must hold real numbers, got {codes.dtype}")
     if not np.issubdtype(codes.dtype, np.number) or not np.isfinite(codes).all():
         raise UntwineError(f"{name} must hold finite numbers")
     return codes.astype(np.float64, copy=False)
@@ -26,7 +28,8 @@ def check_factors(factors: np.ndarray, n: int, name: str = "factors") -> np.ndar
     if factors.ndim != 2 or factors.shape[0] != n or factors.shape[1] < 1:
         raise UntwineError(f"{name} must be a matrix (N, k) with N = {n} rows, got {factors.shape}")
     if not np.issubdtype(factors.dtype, np.integer):
-        if not np.issubdtype(factors.dtype, np.number) or not np.all(np.mod(factors, 1) == 0):
+        real = np.issubdtype(factors.dtype, np.number) and not np.iscomplexobj(factors)
+        if not real or not np.all(np.mod(factors, 1) == 0):
             raise UntwineError(
                 f"{name} must be integer factor indices; discretise continuous factors first "
                 "(untwine.metrics.histogram_discretize)"

@@ -338,6 +338,8 @@ def _finite_rows(values: np.ndarray, rows: int, name: str) -> np.ndarray:
         raise UntwineError(
             f"{name} must be a matrix with a row per observation ({rows}), got {values.shape}"
         )
+    if np.iscomplexobj(values):
+        raise UntwineError(f"{name} must hold real numbers, got {values.dtype}")
     if not np.issubdtype(values.dtype, np.number) or not np.isfinite(values).all():
         raise UntwineError(f"{name} must hold finite numbers (a diverged model gives NaN)")
     return values

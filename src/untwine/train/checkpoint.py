@@ -31,19 +31,28 @@ def capture(
 
 def restore(
     state: dict[str, Any],
+    run_dir: Path,
     model: Model,
     optimizers: Optimizers,
     sampler: torch.Generator,
 ) -> int:
     """Load a captured state into live objects; returns the step to continue from."""
-    model.load_state_dict(state["model"])
-    for key, optimizer in optimizers.items():
-        optimizer.load_state_dict(state["optimizers"][key])
-    sampler.set_state(state["sampler_rng"].cpu())
-    torch.set_rng_state(state["torch_rng"].cpu())
+    try:
+        model.load_state_dict(state["model"])
+        for key, optimizer in optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][key])
+        sampler.set_state(state["sampler_rng"].cpu())
+        torch.set_rng_state(state["torch_rng"].cpu())
+        step = int(state["step"])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
+        raise runs.damaged(
+            run_dir / runs.STATE,
+            f"it does not fit this run's model: {runs.misfit(error)}",
+            runs.CANNOT_RESUME,
+        ) from None
     if "cuda_rng" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
-    return int(state["step"])
+    return step
 
 
 def save(run_dir: Path, state: dict[str, Any], model: Model) -> None:

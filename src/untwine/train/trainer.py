@@ -106,8 +106,8 @@ def train(
     sampler = torch.Generator().manual_seed(config.train.seed)
 
     state = runs.load_state(run_dir, device) if resuming else None
-    start = checkpoint.restore(state, model, optimizers, sampler) if state else 0
-    if state and runs.trained_steps(run_dir) != start:  # killed between a checkpoint's writes
+    start = checkpoint.restore(state, run_dir, model, optimizers, sampler) if state else 0
+    if state and runs.saved_step(run_dir) != start:  # killed between a checkpoint's writes
         runs.save_weights(run_dir, model, start)
     if start > config.train.steps:
         raise UntwineError(
@@ -305,7 +305,14 @@ def _prepare_run_dir(run_dir: Path, config: RunConfig, force: bool) -> bool:
     resuming = runs.is_run(run_dir)
     if not resuming and run_dir.is_dir() and any(run_dir.iterdir()):  # before deleting anything
         raise UntwineError(f"{run_dir} exists and is not an untwine run; choose another --out")
+    runs.check_figures(run_dir)
     if force and resuming:  # only what untwine wrote; a user's own files stay
+        in_the_way = [name for name in runs.RUN_FILES if (run_dir / name).is_dir()]
+        if in_the_way:
+            raise UntwineError(
+                f"{run_dir / in_the_way[0]} is a folder, which untwine did not write; "
+                "--force deletes only untwine's files: move it away"
+            )
         for name in runs.RUN_FILES:
             (run_dir / name).unlink(missing_ok=True)
         shutil.rmtree(run_dir / runs.FIGURES, ignore_errors=True)

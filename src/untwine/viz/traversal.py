@@ -251,7 +251,7 @@ def traverse(run_dir: str | Path, *, seed: int = 0, device: str = "cpu") -> Path
     if dataset.factor_names and isinstance(model, VAEBase) and len(dataset.observation_shape) == 3:
         matrix = factor_latent_matrix(model, dataset, n=3000, seed=seed)
         knobs = knob_names(matrix, dataset.factor_names)
-    return write_traversals(model, dataset, Path(run_dir) / runs.FIGURES, seed=seed, knobs=knobs)
+    return write_traversals(model, dataset, runs.figures_dir(Path(run_dir)), seed=seed, knobs=knobs)
 
 
 def write_traversals(
