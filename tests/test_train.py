@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -255,3 +256,57 @@ def test_a_resume_trains_on_the_thread_count_the_run_started_with(tmp_path, proc
             progress=False,
         )
     assert runs.read_config(tmp_path / "cut").train.threads == 2
+
+
+class _Killed(BaseException):
+    """The process ends here: nothing after it runs, no cleanup (unlike KeyboardInterrupt)."""
+
+
+def _kill_at(point: int, mode: str, monkeypatch) -> None:
+    """End the run at its `point`-th file write: `mid` leaves that write half done (a partial
+    temporary file, half a log line), `after` lets it finish and ends the run straight after."""
+    writes = {"count": 0}
+    atomic, append = runs.atomic_write, runs.append_log
+
+    def cut(path, data=None, *, record=None):
+        writes["count"] += 1
+        if writes["count"] != point:
+            return atomic(path, data) if record is None else append(path, record)
+        if mode == "after":
+            atomic(path, data) if record is None else append(path, record)
+        elif record is None:
+            path.with_name(f".{path.name}.tmp999").write_bytes(data[: len(data) // 2])
+        else:
+            with open(path / runs.LOG, "a") as file:
+                file.write(json.dumps(record)[:20])
+        raise _Killed
+
+    monkeypatch.setattr(runs, "atomic_write", cut)
+    monkeypatch.setattr(runs, "append_log", lambda run_dir, record: cut(run_dir, record=record))
+
+
+WRITES = 10  # a 20-step run: config.yaml, the log (emptied), 4 log lines, state and weights twice
+
+
+@pytest.mark.parametrize("mode", ["mid", "after"])
+@pytest.mark.parametrize("point", range(1, WRITES + 1))
+def test_a_kill_at_any_write_resumes_to_the_uninterrupted_run(tmp_path, monkeypatch, point, mode):
+    untwine.train(tiny_config(), tmp_path / "whole", progress=False)
+    _kill_at(point, mode, monkeypatch)
+    with pytest.raises(_Killed):
+        untwine.train(tiny_config(), tmp_path / "cut", progress=False)
+    monkeypatch.undo()
+
+    untwine.train(tiny_config(), tmp_path / "cut", progress=False)
+    _assert_same_weights(tmp_path / "cut", tmp_path / "whole")
+    losses = [[(r["step"], r["loss"]) for r in runs.read_log(d)] for d in ("cut", "whole")]
+    assert losses[0] == losses[1]  # no step logged twice or lost
+    assert not list((tmp_path / "cut").glob(".*"))  # nothing half-written left behind
+
+
+def test_a_twenty_step_run_writes_as_many_times_as_the_kill_test_counts(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(runs, "atomic_write", lambda path, data: calls.append(path.name))
+    monkeypatch.setattr(runs, "append_log", lambda run_dir, record: calls.append("log"))
+    untwine.train(tiny_config(), tmp_path / "run", progress=False)
+    assert len(calls) == WRITES, calls

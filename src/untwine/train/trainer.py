@@ -303,8 +303,11 @@ def _prepare_run_dir(run_dir: Path, config: RunConfig, force: bool) -> bool:
     if run_dir.exists() and not run_dir.is_dir():
         raise UntwineError(f"output path {run_dir} is a file; give a directory for the run")
     resuming = runs.is_run(run_dir)
-    if not resuming and run_dir.is_dir() and any(run_dir.iterdir()):  # before deleting anything
+    cut_writes = [p for name in runs.RUN_FILES for p in run_dir.glob(f".{name}.tmp*")]
+    if not resuming and run_dir.is_dir() and set(run_dir.iterdir()) - set(cut_writes):
         raise UntwineError(f"{run_dir} exists and is not an untwine run; choose another --out")
+    for leftover in cut_writes:  # a write a kill cut short left its temporary file behind
+        leftover.unlink()
     runs.check_figures(run_dir)
     if force and resuming:  # only what untwine wrote; a user's own files stay
         in_the_way = [name for name in runs.RUN_FILES if (run_dir / name).is_dir()]
@@ -320,9 +323,6 @@ def _prepare_run_dir(run_dir: Path, config: RunConfig, force: bool) -> bool:
     if not resuming:
         run_dir.mkdir(parents=True, exist_ok=True)
         return False
-    for name in runs.RUN_FILES:  # a write a kill cut short left its temporary file behind
-        for orphan in run_dir.glob(f".{name}.tmp*"):
-            orphan.unlink()
     _check_same_run(run_dir, runs.read_config(run_dir), config)
     return True
 
