@@ -306,3 +306,21 @@ def test_nan_weights_are_refused_before_they_draw_blank_samples(tmp_path):
             f"error: {run}/model.safetensors is damaged (decoder.net.0.bias holds NaN or infinite "
             f"weights); retrain with `untwine train --force --out {run}`\n"
         )
+
+
+@pytest.mark.parametrize("where", ["under a file", "a name too long"])
+def test_sweep_and_sample_outputs_that_cannot_be_written_are_one_line(tmp_path, where):
+    (tmp_path / "a-file").write_text("a file, not a folder")
+    out = tmp_path / ("a-file/out" if where == "under a file" else "n" * 300)
+    run = tmp_path / "run"
+    run_cli("train", "--out", str(run), "--steps", "2", "--batch-size", "4", "model.hidden=[8]")
+    study = tmp_path / "study.yaml"
+    study.write_text("base: {model: {hidden: [8]}, train: {steps: 2, batch_size: 4}}\n")
+    for command in (
+        ["sweep", str(study), "--out", str(out)],
+        ["sample", str(run), "--out", f"{out}.png"],
+    ):
+        result = run_cli(*command, check=False)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "run", "study.yaml"]

@@ -358,3 +358,21 @@ def test_a_damaged_study_db_says_how_to_recover_and_the_runs_are_not_retrained(t
     again = run_study(load_study(path), out)
     assert [row["metrics"] for row in again] == [row["metrics"] for row in first]
     assert {row["name"]: runs.read_log(out / "runs" / row["name"]) for row in again} == logs
+
+
+def test_wait_starts_a_second_driver_when_the_first_lets_go(tmp_path):
+    path = _study(tmp_path, "seeds: [0]\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    command = [sys.executable, "-m", "untwine", "sweep", str(path), "--out", str(out), "--wait"]
+    with study_lock(out):
+        waiter = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        said = waiter.stderr.readline()
+        assert said.startswith(f"waiting for the sweep that holds {out} (pid {os.getpid()} on ")
+        time.sleep(0.5)
+        assert waiter.poll() is None and not (out / "study.db").exists()
+    stdout, _ = waiter.communicate(timeout=120)
+    assert waiter.returncode == 0
+    assert stdout.startswith("[1/1] betavae-s0: done")
