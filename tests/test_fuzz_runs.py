@@ -9,12 +9,14 @@ leaves the run's weights as they were before the damage (it rewrites them from s
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from tests.conftest import run_cli
@@ -82,10 +84,28 @@ def damages(name: str) -> dict[str, Callable[[Path, Path], None]]:
         "another run's": lambda path, other: shutil.copy(other, path),
         "a folder": lambda path, _: (path.unlink(), path.mkdir()),
     }
+    if name in ("state.pt", "model.safetensors"):
+        cases["a pickle that runs code"] = lambda path, _: path.write_bytes(_payload(path))
     if name == "config.yaml":
         cases["latent_dim edited"] = lambda path, _: _edit(path, "latent_dim: 4", "latent_dim: 5")
         cases["dataset edited"] = lambda path, _: _edit(path, "name: dsprites", "name: shapes3d")
     return cases
+
+
+class _Payload:
+    """Unpickling this runs a command: what a poisoned download would hold."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _payload(path: Path) -> bytes:
+    buffer = io.BytesIO()
+    torch.save({"step": 20, "model": _Payload(path.parent / "pwned")}, buffer)
+    return buffer.getvalue()
 
 
 def _edit(path: Path, old: str, new: str) -> None:
@@ -120,6 +140,7 @@ def test_a_damaged_run_is_named_in_one_line_and_nothing_else_changes(
     result = run_cli(*[a.format(run=run) for a in arguments], check=False)
 
     assert "Traceback" not in result.stderr, result.stderr
+    assert not (run / "pwned").exists(), "a file in the run ran code"
     assert result.returncode in (0, 2), result.stderr
     if name in READS[verb] and (name, damage, verb) not in UNDETECTABLE:
         assert result.returncode == 2, f"{verb} used a damaged {name}"
