@@ -58,7 +58,9 @@ def overrides(draw) -> list[str]:
     ]
 
 
-ONE_LINE = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+ONE_LINE = settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+)
 
 
 def _assert_one_line(error: UntwineError) -> None:
