@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import inspect
 import json
+import socket
 import sys
 import warnings
+import webbrowser
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -545,6 +547,87 @@ def datasets_show(
     click.echo(
         f"{count} images of {name} ({'x'.join(map(str, dataset.observation_shape))}): {path}"
     )
+
+
+@cli.command()
+@click.argument("targets", nargs=-1, required=True, metavar="RUN... | STUDY_DIR")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="Port (0: any free one).",
+)
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in a browser.")
+@click.option("--sort", "sort_key", help="A study's runs by this score, best first (e.g. mig).")
+@click.option("--top", type=click.IntRange(min=1), help="Show only the first N runs.")
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True
+)
+def explore(
+    targets: tuple[str, ...],
+    host: str,
+    port: int,
+    open_browser: bool,
+    sort_key: str | None,
+    top: int | None,
+    device: str,
+) -> None:
+    """Turn trained models' knobs in the browser: a local page with a slider per latent.
+
+    Several runs (or a study directory's runs) show side by side on the same input.
+    """
+    try:
+        import uvicorn
+
+        from untwine.explore.app import create_app
+    except ImportError:
+        raise UntwineError(
+            'the explorer needs FastAPI and uvicorn: pip install "untwine[explore]"'
+        ) from None
+    from untwine.explore import Explorer
+    from untwine.train import resolve_device
+
+    chosen = _runs_to_explore(targets, sort_key)[:top]
+    app = create_app(Explorer(chosen, str(resolve_device(device))))
+    server = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        server.bind((host, port))
+    except OSError as error:
+        raise UntwineError(
+            f"cannot listen on {host}:{port} ({os_error_reason(error)}); try --port 0"
+        ) from None
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{server.getsockname()[1]}/"
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        warnings.warn(
+            f"listening on {host}: anyone who reaches this machine can use the explorer",
+            UntwineWarning,
+            stacklevel=1,
+        )
+    click.echo(f"explorer: {url}  ({len(chosen)} run(s); Ctrl-C stops it)")
+    if open_browser:
+        webbrowser.open(url)
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[server])
+
+
+def _runs_to_explore(targets: tuple[str, ...], sort_key: str | None) -> list[Path]:
+    """The run directories named, a study directory's runs in their place; sorted if asked."""
+    chosen: list[Path] = []
+    for target in map(Path, targets):
+        study_runs = target / "runs"
+        if not runs.is_run(target) and study_runs.is_dir():
+            chosen += sorted(p for p in study_runs.iterdir() if runs.is_run(p))
+        else:
+            chosen.append(target)
+    if sort_key:
+        scored = [(runs.read_metrics(p) or {}).get(sort_key) for p in chosen]
+        if all(score is None for score in scored):
+            raise UntwineError(f"no run has a {sort_key!r} score; run untwine evaluate first")
+        order = sorted(range(len(chosen)), key=lambda i: -(scored[i] or float("-inf")))
+        chosen = [chosen[i] for i in order]
+    return chosen
 
 
 def _first_line(obj: object) -> str:

@@ -13,7 +13,7 @@ _REASONS = {
     errno.EISDIR: "it is a folder, not a file",
     errno.ENOTDIR: "a part of the path is a file, not a folder",
     errno.ENAMETOOLONG: "a name in the path is too long (255 bytes at most)",
-    errno.EEXIST: "a file is in the way",
+    errno.EEXIST: "a file of that name is in the way, where a folder must go",
     errno.ELOOP: "a link that loops back on itself",
 }
 

@@ -127,11 +127,19 @@ def _read_images(
     if color == "auto":
         grey = all(image.mode in ("1", "L", "I", "I;16", "F") for image in decoded)
         color = "grey" if grey else "rgb"
-    mode, channels = ("L", 1) if color == "grey" else ("RGB", 3)
+    channels = 1 if color == "grey" else 3
     images = np.zeros((len(decoded), size, size, channels), np.uint8)
     for i, image in enumerate(decoded):
-        images[i] = np.asarray(_to_mode(image, mode)).reshape(size, size, channels)
+        images[i] = as_pixels(image, size, channels)
     return images, skipped
+
+
+def as_pixels(image: Image.Image, size: int, channels: int) -> np.ndarray:
+    """An image as a folder dataset holds it: the centred square, `size` x `size`, uint8
+    (size, size, channels) in grey (1) or RGB (3)."""
+    square = _square(image, size) if image.size != (size, size) else image
+    mode = "L" if channels == 1 else "RGB"
+    return np.array(_to_mode(square, mode)).reshape(size, size, channels)
 
 
 def _square(image: Image.Image, size: int) -> Image.Image:

@@ -1,0 +1,210 @@
+"""What the explorer serves, without the web: runs opened once, each latent named and ordered,
+observations by index or by factor values, and batched encode/decode.
+
+Everything a request may ask is checked here (lengths, finiteness, ranges) and refused with an
+UntwineError; the web layer turns those into 4xx answers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from untwine import runs
+from untwine.data import Dataset, to_tensor
+from untwine.errors import UntwineError
+from untwine.metrics import headline_keys
+from untwine.models import Model, VAEBase
+from untwine.viz.knobs import Knob, factor_latent_matrix, knob_names
+from untwine.viz.traversal import kl_per_dim
+
+COLLAPSED = 0.01  # nats of KL below which a latent carries nothing: folded away on the page
+LIMIT = 10.0  # a latent value beyond this is clamped (sliders span ±3)
+MOST_CODES = 256  # codes one decode request may ask for
+
+
+@dataclass
+class Latent:
+    """One slider: which latent, its KL, the factor it turns (or None) and how cleanly."""
+
+    index: int
+    kl: float
+    factor: str | None
+    share: float
+
+    @property
+    def collapsed(self) -> bool:
+        return self.kl < COLLAPSED
+
+
+@dataclass
+class RunView:
+    """One run as the explorer shows it: its model, its latents by KL, its headline scores."""
+
+    name: str
+    path: Path
+    model: VAEBase
+    latents: list[Latent]
+    scores: dict[str, float]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "model": type(self.model).__name__,
+            "latent_dim": self.model.latent_dim,
+            "latents": [{**vars(latent), "collapsed": latent.collapsed} for latent in self.latents],
+            "scores": self.scores,
+        }
+
+
+class Explorer:
+    """Runs on one dataset, opened once: the knobs of each and the observations to start from."""
+
+    def __init__(self, run_dirs: list[str | Path], device: str = "cpu") -> None:
+        if not run_dirs:
+            raise UntwineError("give at least one run directory to explore")
+        self.device = torch.device(device)
+        self.runs: list[RunView] = []
+        self.dataset: Dataset | None = None
+        for run_dir in run_dirs:
+            config, model, dataset = runs.open_run(run_dir, self.device)
+            if not isinstance(model, VAEBase):
+                raise UntwineError(
+                    f"{run_dir}: the explorer turns the latents of VAE-family runs; "
+                    f"{config.model.name} has no encoder to start from"
+                )
+            if self.dataset is None:
+                self.dataset, self._data_config = dataset, config.data
+            elif config.data != self._data_config:
+                raise UntwineError(
+                    f"{run_dir} trained on {config.data.name} {config.data.options}, the first "
+                    f"run on {self._data_config.name} {self._data_config.options}; runs shown "
+                    "side by side must share their data"
+                )
+            self.runs.append(_view(Path(run_dir), model, self.dataset))
+        names = [run.name for run in self.runs]
+        for i, name in enumerate(names):  # two runs called `demo` in different folders
+            if names.count(name) > 1:
+                self.runs[i].name = str(self.runs[i].path)
+
+    @property
+    def images(self) -> bool:
+        return len(self.dataset.observation_shape) == 3
+
+    def describe(self) -> dict[str, Any]:
+        """The dataset and every run, as the page needs them to lay itself out."""
+        data = self.dataset
+        return {
+            "dataset": {
+                "name": self._data_config.name,
+                "size": len(data),
+                "observation_shape": list(data.observation_shape),
+                "kind": "image" if self.images else "table",
+                "factor_names": list(data.factor_names),
+                "factor_sizes": [int(s) for s in data.factor_sizes],
+                "feature_names": list(data.feature_names or ()),
+                "by_factors": hasattr(data, "factors_to_index"),
+            },
+            "runs": [run.describe() for run in self.runs],
+        }
+
+    def index_of(self, factors: list[int]) -> int:
+        """The observation with these factor values (a grid dataset's)."""
+        data = self.dataset
+        if not hasattr(data, "factors_to_index"):
+            raise UntwineError(f"{self._data_config.name} has no factor grid to pick from")
+        if len(factors) != len(data.factor_sizes):
+            raise UntwineError(
+                f"give {len(data.factor_sizes)} factor values ({', '.join(data.factor_names)}), "
+                f"got {len(factors)}"
+            )
+        for name, value, size in zip(data.factor_names, factors, data.factor_sizes, strict=True):
+            if not 0 <= value < size:
+                raise UntwineError(f"factor {name} takes 0 to {size - 1}, got {value}")
+        return int(data.factors_to_index(np.array([factors]))[0])
+
+    def observation(self, index: int) -> np.ndarray:
+        """Observation `index` as the dataset holds it: uint8 (H, W, C) or a float row (F,)."""
+        if not 0 <= index < len(self.dataset):
+            raise UntwineError(f"index must be 0 to {len(self.dataset) - 1}, got {index}")
+        return self.dataset.observations(np.array([index]))[0]
+
+    def factors(self, index: int) -> list[int]:
+        if not self.dataset.factor_names:
+            return []
+        return [int(v) for v in self.dataset.index_to_factors(np.array([index]))[0]]
+
+    @torch.no_grad()
+    def encode(self, observation: np.ndarray) -> list[list[float]]:
+        """Each run's posterior mean of one observation (as `observation` returns them)."""
+        x = to_tensor(observation[None], self.device)
+        return [run.model.encode(x)[0][0].tolist() for run in self.runs]
+
+    @torch.no_grad()
+    def decode(self, run: int, codes: list[list[float]]) -> np.ndarray:
+        """Run `run`'s decoded mean for each code: uint8 images (n, H, W, C), or rows (n, F) in
+        the table's units."""
+        view = self.run(run)
+        z = self.codes(codes, view.model.latent_dim)
+        out = view.model.mean_image(torch.tensor(z, dtype=torch.float32, device=self.device))
+        if self.images:
+            return out.clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        rows = out.cpu().numpy()
+        if hasattr(self.dataset, "feature_mean"):  # back to the table's own units
+            rows = rows * self.dataset.feature_std + self.dataset.feature_mean
+        return rows
+
+    def run(self, index: int) -> RunView:
+        if not 0 <= index < len(self.runs):
+            raise UntwineError(f"run must be 0 to {len(self.runs) - 1}, got {index}")
+        return self.runs[index]
+
+    @staticmethod
+    def codes(codes: Any, latent_dim: int) -> np.ndarray:
+        """Codes as a (n, latent_dim) float array, clamped to ±LIMIT, or a one-line error."""
+        if not isinstance(codes, list) or not 1 <= len(codes) <= MOST_CODES:
+            raise UntwineError(f"give 1 to {MOST_CODES} codes, each a list of numbers")
+        for code in codes:
+            if not isinstance(code, list) or len(code) != latent_dim:
+                raise UntwineError(f"each code must hold {latent_dim} numbers, one per latent")
+            if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in code):
+                raise UntwineError("codes must hold finite numbers")
+        return np.clip(np.array(codes, dtype=np.float64), -LIMIT, LIMIT)
+
+
+def _view(path: Path, model: VAEBase, dataset: Dataset) -> RunView:
+    """Name a run's latents (its report's knobs.json, else measured now) and order them by KL."""
+    kl = kl_per_dim(model, dataset)
+    knobs = _knobs(path, model, dataset)
+    latents = [
+        Latent(i, float(kl[i]), knobs[i].factor if knobs else None, knobs[i].score if knobs else 0)
+        for i in map(int, np.argsort(-kl))
+    ]
+    return RunView(path.name, path, model, latents, _scores(path))
+
+
+def _knobs(path: Path, model: Model, dataset: Dataset) -> list[Knob] | None:
+    if not dataset.factor_names:
+        return None
+    written = path / runs.FIGURES / "knobs.json"
+    if written.is_file():
+        try:
+            knobs = [Knob(**k) for k in json.loads(written.read_text())]
+            if len(knobs) == model.latent_dim:
+                return knobs
+        except (ValueError, TypeError):
+            pass  # damaged or from another version: measured again below
+    matrix = factor_latent_matrix(model, dataset, n=3000, seed=0)
+    return knob_names(matrix, dataset.factor_names)
+
+
+def _scores(path: Path) -> dict[str, float]:
+    """The run's headline scores from metrics.json (none before `untwine evaluate`)."""
+    scores = runs.read_metrics(path) or {}
+    return {k: float(scores[k]) for k in headline_keys() if isinstance(scores.get(k), (int, float))}

@@ -1,0 +1,253 @@
+"""The explorer: its API over tiny trained runs (every endpoint, every kind of bad input), the
+CLI's door, and the page in a real browser where chromium is installed."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from tests.conftest import run_cli
+from untwine.errors import UntwineError
+from untwine.explore import Explorer
+from untwine.explore.app import MOST_UPLOAD_BYTES, create_app
+
+TINY = ["--steps", "30", "--batch-size", "8", "--no-progress", "model.hidden=[64]"]
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """Two tiny β-VAEs on dSprites (3 and 4 latents), the first evaluated and reported."""
+    made = []
+    for latents in ("3", "4"):
+        run = tmp_path_factory.mktemp("run") / f"z{latents}"
+        run_cli("train", "--out", str(run), "--latent-dim", latents, "--seed", latents, *TINY)
+        made.append(run)
+    run_cli("evaluate", str(made[0]), "--metrics", "mig", "--samples", "200")
+    return made
+
+
+@pytest.fixture(scope="module")
+def client(two_runs):
+    return TestClient(create_app(Explorer(two_runs)))
+
+
+def _png(data_url: str) -> np.ndarray:
+    assert data_url.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))))
+
+
+def test_describe_names_every_latent_by_kl_with_its_factor_and_the_scores(client, two_runs):
+    info = client.get("/api/describe").json()
+    assert info["dataset"]["name"] == "dsprites" and info["dataset"]["size"] == 737280
+    assert info["dataset"]["factor_names"][0] == "shape" and info["dataset"]["by_factors"]
+    first, second = info["runs"]
+    assert [first["name"], second["name"]] == ["z3", "z4"]
+    assert sorted(latent["index"] for latent in second["latents"]) == [0, 1, 2, 3]
+    kls = [latent["kl"] for latent in first["latents"]]
+    assert kls == sorted(kls, reverse=True)  # ordered by KL
+    assert all(latent["collapsed"] == (latent["kl"] < 0.01) for latent in first["latents"])
+    assert set(first["scores"]) >= {"mig"} and second["scores"] == {}  # z4 is not evaluated
+    assert all(
+        latent["factor"] in (None, *info["dataset"]["factor_names"]) for latent in first["latents"]
+    )
+
+
+def test_an_observation_by_index_or_by_factors_is_the_same_image_with_each_runs_code(client):
+    by_index = client.get("/api/observation", params={"index": 1234}).json()
+    factors = ",".join(map(str, by_index["factors"]))
+    by_factors = client.get("/api/observation", params={"factors": factors}).json()
+    assert by_factors["index"] == 1234 and by_factors["image"] == by_index["image"]
+    assert _png(by_index["image"]).shape == (64, 64)
+    assert [len(code) for code in by_index["codes"]] == [3, 4]
+    random = client.get("/api/observation", params={"seed": 7}).json()
+    assert random == client.get("/api/observation", params={"seed": 7}).json()
+
+
+def test_a_decoded_png_follows_the_slider(client):
+    code = client.get("/api/observation", params={"index": 50}).json()["codes"][0]
+    still = client.get("/api/decode.png", params={"run": 0, "z": ",".join(map(str, code))})
+    assert still.status_code == 200 and still.headers["content-type"] == "image/png"
+    moved = list(code)
+    moved[0] += 2.5
+    turned = client.get("/api/decode.png", params={"run": 0, "z": ",".join(map(str, moved))})
+    a, b = (np.asarray(Image.open(io.BytesIO(r.content)), dtype=int) for r in (still, turned))
+    assert a.shape == (64, 64) and np.abs(a - b).sum() > 0
+
+
+def test_a_batch_decode_matches_single_decodes(client):
+    codes = [[0.0, 0.0, 0.0], [1.0, -1.0, 0.5]]
+    batch = client.post("/api/decode", json={"run": 0, "codes": codes}).json()["decoded"]
+    for code, decoded in zip(codes, batch, strict=True):
+        single = client.get("/api/decode.png", params={"run": 0, "z": ",".join(map(str, code))})
+        assert np.array_equal(
+            _png(decoded["image"]), np.asarray(Image.open(io.BytesIO(single.content)))
+        )
+
+
+def test_an_uploaded_image_is_prepared_as_folder_data_and_encoded(client):
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 256, (90, 120, 3), np.uint8))
+    buffer = io.BytesIO()
+    photo.save(buffer, "JPEG")
+    answer = client.post("/api/encode", content=buffer.getvalue()).json()
+    assert _png(answer["image"]).shape == (64, 64)  # centre-cropped, resized, grey as the data
+    assert [len(code) for code in answer["codes"]] == [3, 4]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "payload", "message"),
+    [
+        ("get", "/api/decode.png", {"run": 0, "z": "0,0"}, "each code must hold 3 numbers"),
+        ("get", "/api/decode.png", {"run": 0, "z": "0,nan,0"}, "z must hold finite numbers"),
+        ("get", "/api/decode.png", {"run": 0, "z": "0,a,0"}, "z must be comma-separated numbers"),
+        ("get", "/api/decode.png", {"run": 5, "z": "0,0,0"}, "run must be 0 to 1, got 5"),
+        ("get", "/api/observation", {"index": 737280}, "index must be 0 to 737279"),
+        ("get", "/api/observation", {"index": -1}, "index must be 0 to 737279"),
+        ("get", "/api/observation", {"factors": "0,0,0,0,32"}, "position_y takes 0 to 31"),
+        ("get", "/api/observation", {"factors": "1,2"}, "give 5 factor values"),
+        ("get", "/api/observation", {}, "give one of index, factors or seed"),
+        ("get", "/api/observation", {"index": "x"}, "index: "),
+        ("post", "/api/decode", {"run": 0, "codes": [[0, 0]]}, "each code must hold 3 numbers"),
+        ("post", "/api/decode", {"run": 0, "codes": []}, "give 1 to 256 codes"),
+        ("post", "/api/decode", {"run": 0, "codes": [[0, 0, 0]] * 257}, "give 1 to 256 codes"),
+        ("post", "/api/decode", {"run": 0}, "codes: Field required"),
+        ("post", "/api/encode", b"not an image", "cannot read the upload as an image"),
+        ("post", "/api/encode", b"", "send the image as the request's body"),
+    ],
+)
+def test_bad_requests_are_4xx_with_one_line(client, method, path, payload, message):
+    if method == "get":
+        response = client.get(path, params=payload)
+    elif isinstance(payload, bytes):
+        response = client.post(path, content=payload)
+    else:
+        response = client.post(path, json=payload)
+    assert 400 <= response.status_code < 500, response.text
+    error = response.json()["error"]
+    assert message in error and "\n" not in error
+
+
+def test_non_finite_json_codes_are_refused(client):
+    body = '{"run": 0, "codes": [[0, NaN, 0]]}'
+    response = client.post(
+        "/api/decode", content=body, headers={"content-type": "application/json"}
+    )
+    assert 400 <= response.status_code < 500
+
+
+def test_huge_or_corrupt_or_bomb_uploads_are_refused(client):
+    too_big = client.post("/api/encode", content=b"\0" * (MOST_UPLOAD_BYTES + 1))
+    assert too_big.status_code == 400 and "at most 10 MB" in too_big.json()["error"]
+    buffer = io.BytesIO()
+    Image.new("L", (64, 64)).save(buffer, "PNG")
+    cut = client.post("/api/encode", content=buffer.getvalue()[:60])
+    assert cut.status_code == 400 and "image" in cut.json()["error"]
+    bomb = io.BytesIO()
+    Image.new("1", (10_000, 10_000)).save(bomb, "PNG")  # 100M pixels in a few kB
+    answer = client.post("/api/encode", content=bomb.getvalue())
+    assert answer.status_code == 400 and "at most 40,000,000 pixels" in answer.json()["error"]
+
+
+def test_the_page_and_its_assets_are_served_from_the_package(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "untwine explorer" in page.text
+    for asset in ("/static/explore.js", "/static/explore.css"):
+        assert client.get(asset).status_code == 200
+    assert "http" not in page.text.replace("http-equiv", "")  # no CDN, no external font
+    assert client.get("/static/../../runs.py").status_code == 404
+
+
+def test_runs_on_different_data_cannot_sit_side_by_side(two_runs, tmp_path):
+    other = tmp_path / "noisy"
+    run_cli("train", "--out", str(other), "--dataset", "dsprites-noisy", *TINY)
+    with pytest.raises(UntwineError, match="runs shown side by side must share their data"):
+        Explorer([two_runs[0], other])
+
+
+def test_the_cli_refuses_a_busy_port_and_a_study_without_the_score(two_runs, tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        result = run_cli("explore", str(two_runs[0]), "--port", port, check=False)
+    assert result.returncode == 2 and "try --port 0" in result.stderr
+    study = tmp_path / "study"
+    (study / "runs").mkdir(parents=True)
+    shutil.copytree(two_runs[1], study / "runs" / "a")
+    result = run_cli("explore", str(study), "--sort", "mig", check=False)
+    assert result.returncode == 2
+    assert result.stderr == "error: no run has a 'mig' score; run untwine evaluate first\n"
+
+
+def test_knobs_written_by_the_report_are_reused(two_runs, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(two_runs[0], run)
+    (run / "figures").mkdir(exist_ok=True)
+    knobs = [{"latent": i, "factor": "shape", "score": 0.5} for i in range(3)]
+    (run / "figures" / "knobs.json").write_text(json.dumps(knobs))
+    latents = Explorer([run]).describe()["runs"][0]["latents"]
+    assert {latent["factor"] for latent in latents} == {"shape"}
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+def served(two_runs):
+    """The explorer for both runs on a free local port, in a thread; its URL."""
+    server = uvicorn.Server(uvicorn.Config(create_app(Explorer(two_runs)), log_level="warning"))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _pixels(page, selector: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(page.locator(selector).screenshot())).convert("L"))
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make browser)")
+def test_in_a_browser_a_slider_turns_the_image_and_a_factor_moves_the_data(served, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        errors = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(served)
+        page.wait_for_function("document.getElementById('decoded-0').naturalWidth > 0")
+        before = _pixels(page, "#decoded-0")
+        first = page.locator("#runs input[type=range]").first
+        first.focus()
+        for _ in range(40):  # 40 steps of 0.05: two units along the strongest latent
+            first.press("ArrowRight")
+        page.wait_for_timeout(500)
+        assert np.abs(_pixels(page, "#decoded-0").astype(int) - before).sum() > 0
+
+        truth = _pixels(page, "#observation")
+        scale = page.locator("#factor-1")  # scale: the true image grows, the codes follow it
+        scale.focus()
+        for _ in range(5):
+            scale.press("ArrowRight")
+        page.wait_for_timeout(800)
+        assert np.abs(_pixels(page, "#observation").astype(int) - truth).sum() > 0
+        assert page.locator("#message").text_content() == ""
+        page.screenshot(path=str(tmp_path / "explorer.png"), full_page=True)
+        browser.close()
+    assert errors == []
