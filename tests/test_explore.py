@@ -251,3 +251,31 @@ def test_in_a_browser_a_slider_turns_the_image_and_a_factor_moves_the_data(serve
         page.screenshot(path=str(tmp_path / "explorer.png"), full_page=True)
         browser.close()
     assert errors == []
+
+
+def test_a_table_run_shows_rows_in_the_tables_own_units(tmp_path):
+    rng = np.random.default_rng(0)
+    lines = ["age,region,income,hours"]
+    for _ in range(200):
+        age, region = rng.integers(18, 80), rng.choice(["north", "south"])
+        lines.append(f"{age},{region},{1000 + 30 * age + rng.normal():.2f},{rng.normal():.3f}")
+    (tmp_path / "survey.csv").write_text("\n".join(lines) + "\n")
+    run = tmp_path / "run"
+    table = f"table:{tmp_path / 'survey.csv'}"
+    run_cli("train", "--dataset", table, "--factors", "age,region", "--out", str(run), *TINY)
+    client = TestClient(create_app(Explorer([run])))
+    info = client.get("/api/describe").json()
+    assert info["dataset"]["kind"] == "table" and info["dataset"]["feature_names"] == [
+        "income",
+        "hours",
+    ]
+    start = client.get("/api/observation", params={"index": 3}).json()
+    income = float(lines[4].split(",")[2])
+    assert start["row"]["income"] == pytest.approx(income, rel=1e-5)  # the table's units
+    decoded = client.post("/api/decode", json={"run": 0, "codes": start["codes"]}).json()
+    assert set(decoded["decoded"][0]["row"]) == {"income", "hours"}
+    assert 500 < decoded["decoded"][0]["row"]["income"] < 5000  # dollars, not z-scores
+    png = client.get("/api/decode.png", params={"run": 0, "z": "0,0,0"})
+    assert png.status_code == 400 and "POST /api/decode" in png.json()["error"]
+    upload = client.post("/api/encode", content=b"\x89PNG")
+    assert upload.status_code == 400 and "table" in upload.json()["error"]

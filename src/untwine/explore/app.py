@@ -110,7 +110,8 @@ def _shown(explorer: Explorer, observations: np.ndarray) -> list[dict[str, Any]]
             for x in observations
         ]
     names = explorer.dataset.feature_names or [f"x{i}" for i in range(observations.shape[1])]
-    return [{"row": dict(zip(names, map(float, x), strict=True))} for x in observations]
+    rows = explorer.in_units(observations)
+    return [{"row": dict(zip(names, map(float, row), strict=True))} for row in rows]
 
 
 def _png(image: np.ndarray) -> bytes:

@@ -148,16 +148,19 @@ class Explorer:
 
     @torch.no_grad()
     def decode(self, run: int, codes: list[list[float]]) -> np.ndarray:
-        """Run `run`'s decoded mean for each code: uint8 images (n, H, W, C), or rows (n, F) in
-        the table's units."""
+        """Run `run`'s decoded mean for each code: uint8 images (n, H, W, C), or rows (n, F) as
+        the model sees them (`in_units` converts them)."""
         view = self.run(run)
         z = self.codes(codes, view.model.latent_dim)
         out = view.model.mean_image(torch.tensor(z, dtype=torch.float32, device=self.device))
         if self.images:
             return out.clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-        rows = out.cpu().numpy()
-        if hasattr(self.dataset, "feature_mean"):  # back to the table's own units
-            rows = rows * self.dataset.feature_std + self.dataset.feature_mean
+        return out.cpu().numpy()
+
+    def in_units(self, rows: np.ndarray) -> np.ndarray:
+        """Table rows as the model sees them (standardised), back in the table's own units."""
+        if hasattr(self.dataset, "feature_mean"):
+            return rows * self.dataset.feature_std + self.dataset.feature_mean
         return rows
 
     def run(self, index: int) -> RunView:
