@@ -107,7 +107,7 @@ def browser_updates_per_s(url: str) -> float | None:
         browser = driver.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         page = browser.new_page()
         page.goto(url)
-        page.wait_for_function("document.getElementById('decoded-0').naturalWidth > 0")
+        page.wait_for_function("(document.getElementById('decoded-0') || {}).naturalWidth > 0")
         rate = page.evaluate(DRAG)
         browser.close()
     return round(float(rate), 1)

@@ -4,6 +4,7 @@ CLI's door, and the page in a real browser where chromium is installed."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import shutil
@@ -202,19 +203,45 @@ def test_knobs_written_by_the_report_are_reused(two_runs, tmp_path):
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture
-def served(two_runs):
-    """The explorer for both runs on a free local port, in a thread; its URL."""
-    server = uvicorn.Server(uvicorn.Config(create_app(Explorer(two_runs)), log_level="warning"))
+@contextlib.contextmanager
+def _serving(run_dirs):
+    """The explorer for `run_dirs` on a free local port, in a thread; its URL."""
+    server = uvicorn.Server(uvicorn.Config(create_app(Explorer(run_dirs)), log_level="warning"))
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     while not server.started:
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def served(two_runs):
+    with _serving(two_runs) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _browser_page(url):
+    """A chromium page at `url` once the first decoded image shows; console errors collected."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.errors = []
+        page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)
+        page.goto(url)
+        page.wait_for_function("(document.getElementById('decoded-0') || {}).naturalWidth > 0")
+        try:
+            yield page
+        finally:
+            browser.close()
 
 
 def _pixels(page, selector: str) -> np.ndarray:
@@ -223,15 +250,7 @@ def _pixels(page, selector: str) -> np.ndarray:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make browser)")
 def test_in_a_browser_a_slider_turns_the_image_and_a_factor_moves_the_data(served, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        errors = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.goto(served)
-        page.wait_for_function("document.getElementById('decoded-0').naturalWidth > 0")
+    with _browser_page(served) as page:
         before = _pixels(page, "#decoded-0")
         first = page.locator("#runs input[type=range]").first
         first.focus()
@@ -249,8 +268,7 @@ def test_in_a_browser_a_slider_turns_the_image_and_a_factor_moves_the_data(serve
         assert np.abs(_pixels(page, "#observation").astype(int) - truth).sum() > 0
         assert page.locator("#message").text_content() == ""
         page.screenshot(path=str(tmp_path / "explorer.png"), full_page=True)
-        browser.close()
-    assert errors == []
+        assert page.errors == []
 
 
 def test_a_table_run_shows_rows_in_the_tables_own_units(tmp_path):
@@ -279,3 +297,67 @@ def test_a_table_run_shows_rows_in_the_tables_own_units(tmp_path):
     assert png.status_code == 400 and "POST /api/decode" in png.json()["error"]
     upload = client.post("/api/encode", content=b"\x89PNG")
     assert upload.status_code == 400 and "table" in upload.json()["error"]
+
+
+@pytest.fixture(scope="module")
+def infogan_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("infogan") / "run"
+    codes = ["model.continuous=4", "model.categorical=[10]"]
+    run_cli(
+        "train",
+        "--model",
+        "infogan",
+        "--out",
+        str(run),
+        "--steps",
+        "30",
+        "--batch-size",
+        "8",
+        *codes,
+    )
+    return run
+
+
+def test_an_infogan_shows_sliders_for_its_continuous_codes_and_choices_for_its_categories(
+    infogan_run,
+):
+    client = TestClient(create_app(Explorer([infogan_run])))
+    (run,) = client.get("/api/describe").json()["runs"]
+    assert run["generator"] and run["latent_dim"] == 5
+    continuous, (categorical,) = run["latents"][:4], run["latents"][4:]
+    assert all(c["choices"] == 0 and (c["low"], c["high"]) == (-1, 1) for c in continuous)
+    assert categorical["choices"] == 10 and all(c["kl"] is None for c in run["latents"])
+    start = client.get("/api/observation", params={"index": 9}).json()["codes"][0]
+    assert start[4] in range(10)  # Q's reading of the category
+
+    def image(z, noise=0):
+        query = {"run": 0, "z": ",".join(map(str, z)), "noise": noise}
+        response = client.get("/api/decode.png", params=query)
+        assert response.status_code == 200, response.text
+        return np.asarray(Image.open(io.BytesIO(response.content)), dtype=int)
+
+    base = [0.0, 0.0, 0.0, 0.0, 0]
+    assert np.array_equal(image(base), image(base))  # the same noise seed, the same image
+    assert np.abs(image(base) - image(base, noise=1)).sum() > 0
+    assert np.abs(image(base) - image([0.0, 0.0, 0.0, 0.0, 7])).sum() > 0
+    for bad, message in (([0, 0, 0, 0, 10], "0 to 9"), ([0, 0, 0, 0, 1.5], "categorical")):
+        response = client.get("/api/decode.png", params={"run": 0, "z": ",".join(map(str, bad))})
+        assert response.status_code == 400 and message in response.json()["error"]
+    response = client.get("/api/decode.png", params={"run": 0, "z": "0,0,0,0,0", "noise": -1})
+    assert response.status_code == 400 and "noise must be a seed" in response.json()["error"]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make browser)")
+def test_in_a_browser_an_infogans_category_and_noise_change_its_image(infogan_run):
+    with _serving([infogan_run]) as url, _browser_page(url) as page:
+        before = _pixels(page, "#decoded-0")
+        category = page.locator("#runs select").first
+        current = category.input_value()
+        category.select_option(str((int(current) + 5) % 10))
+        page.wait_for_timeout(500)
+        chosen = _pixels(page, "#decoded-0")
+        assert np.abs(chosen.astype(int) - before).sum() > 0
+        page.get_by_role("button", name="new noise").click()
+        page.wait_for_timeout(500)
+        assert np.abs(_pixels(page, "#decoded-0").astype(int) - chosen).sum() > 0
+        assert page.errors == []

@@ -32,6 +32,7 @@ MOST_UPLOAD_PIXELS = 40_000_000  # Pillow's bomb guard, tighter: a photo, not a 
 class DecodeRequest(BaseModel):
     run: int
     codes: list[list[float]]
+    noise: int = 0  # a generator's noise sample (InfoGAN); a VAE has none
 
 
 def create_app(explorer: Explorer) -> FastAPI:
@@ -87,17 +88,18 @@ def create_app(explorer: Explorer) -> FastAPI:
         return {**_shown(explorer, x[None])[0], "codes": explorer.encode(x)}
 
     @app.get("/api/decode.png")
-    def decode_png(run: int, z: str) -> Response:
+    def decode_png(run: int, z: str, noise: int = 0) -> Response:
         """One decoded image as PNG: what a slider's move asks for (z: comma-separated)."""
         if not explorer.images:
             raise UntwineError("a table's rows come from POST /api/decode")
-        image = explorer.decode(run, [_numbers(z, "z")])[0]
+        image = explorer.decode(run, [_numbers(z, "z")], noise)[0]
         return Response(_png(image), media_type="image/png", headers={"Cache-Control": "no-store"})
 
     @app.post("/api/decode")
     def decode(request: DecodeRequest) -> dict[str, Any]:
         """Several codes decoded in one batch: traversal strips, side-by-side runs."""
-        return {"decoded": _shown(explorer, explorer.decode(request.run, request.codes))}
+        decoded = explorer.decode(request.run, request.codes, request.noise)
+        return {"decoded": _shown(explorer, decoded)}
 
     return app
 

@@ -31,16 +31,20 @@ MOST_CODES = 256  # codes one decode request may ask for
 
 @dataclass
 class Latent:
-    """One slider: which latent, its KL, the factor it turns (or None) and how cleanly."""
+    """One knob: which latent, its KL (a VAE's), the factor it turns (or None) and how cleanly;
+    a slider from `low` to `high`, or for a categorical code a choice of `choices` values."""
 
     index: int
-    kl: float
+    kl: float | None
     factor: str | None
     share: float
+    low: float = -3.0
+    high: float = 3.0
+    choices: int = 0
 
     @property
     def collapsed(self) -> bool:
-        return self.kl < COLLAPSED
+        return self.kl is not None and self.kl < COLLAPSED
 
 
 @dataclass
@@ -49,14 +53,20 @@ class RunView:
 
     name: str
     path: Path
-    model: VAEBase
+    model: Model
     latents: list[Latent]
     scores: dict[str, float]
+
+    @property
+    def generator(self) -> bool:
+        """A generator with codes (InfoGAN): its decode also takes a noise sample."""
+        return not isinstance(self.model, VAEBase)
 
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "model": type(self.model).__name__,
+            "generator": self.generator,
             "latent_dim": self.model.latent_dim,
             "latents": [{**vars(latent), "collapsed": latent.collapsed} for latent in self.latents],
             "scores": self.scores,
@@ -74,11 +84,8 @@ class Explorer:
         self.dataset: Dataset | None = None
         for run_dir in run_dirs:
             config, model, dataset = runs.open_run(run_dir, self.device)
-            if not isinstance(model, VAEBase):
-                raise UntwineError(
-                    f"{run_dir}: the explorer turns the latents of VAE-family runs; "
-                    f"{config.model.name} has no encoder to start from"
-                )
+            if not isinstance(model, VAEBase) and not hasattr(model, "generate"):
+                raise UntwineError(f"{run_dir}: {config.model.name} has no latents to turn")
             if self.dataset is None:
                 self.dataset, self._data_config = dataset, config.data
             elif config.data != self._data_config:
@@ -142,17 +149,26 @@ class Explorer:
 
     @torch.no_grad()
     def encode(self, observation: np.ndarray) -> list[list[float]]:
-        """Each run's posterior mean of one observation (as `observation` returns them)."""
+        """Each run's code of one observation (as `observation` returns them): a VAE's
+        posterior mean, an InfoGAN's codes as Q reads them."""
         x = to_tensor(observation[None], self.device)
-        return [run.model.encode(x)[0][0].tolist() for run in self.runs]
+        return [run.model.representation(x)[0].tolist() for run in self.runs]
 
     @torch.no_grad()
-    def decode(self, run: int, codes: list[list[float]]) -> np.ndarray:
-        """Run `run`'s decoded mean for each code: uint8 images (n, H, W, C), or rows (n, F) as
-        the model sees them (`in_units` converts them)."""
+    def decode(self, run: int, codes: list[list[float]], noise: int = 0) -> np.ndarray:
+        """Run `run`'s output for each code: uint8 images (n, H, W, C), or rows (n, F) as the
+        model sees them (`in_units` converts them). A generator draws its noise from seed
+        `noise`, the same for every code of the batch."""
         view = self.run(run)
-        z = self.codes(codes, view.model.latent_dim)
-        out = view.model.mean_image(torch.tensor(z, dtype=torch.float32, device=self.device))
+        z = torch.tensor(self.codes(codes, view), dtype=torch.float32, device=self.device)
+        if view.generator:
+            model = view.model
+            seeded = torch.Generator(device=self.device).manual_seed(check_noise(noise))
+            sample = torch.randn(1, model.noise_dim, generator=seeded, device=self.device)
+            cont, cat = z[:, : model.continuous], z[:, model.continuous :].long()
+            out = model.generate(sample.expand(len(z), -1), cat, cont)
+        else:
+            out = view.model.mean_image(z)
         if self.images:
             return out.clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
         return out.cpu().numpy()
@@ -169,26 +185,62 @@ class Explorer:
         return self.runs[index]
 
     @staticmethod
-    def codes(codes: Any, latent_dim: int) -> np.ndarray:
-        """Codes as a (n, latent_dim) float array, clamped to ±LIMIT, or a one-line error."""
+    def codes(codes: Any, view: RunView) -> np.ndarray:
+        """Codes as a (n, latent_dim) array, continuous values clamped to ±LIMIT, categorical
+        ones checked against their choices; or a one-line error."""
+        size = view.model.latent_dim
         if not isinstance(codes, list) or not 1 <= len(codes) <= MOST_CODES:
             raise UntwineError(f"give 1 to {MOST_CODES} codes, each a list of numbers")
         for code in codes:
-            if not isinstance(code, list) or len(code) != latent_dim:
-                raise UntwineError(f"each code must hold {latent_dim} numbers, one per latent")
+            if not isinstance(code, list) or len(code) != size:
+                raise UntwineError(f"each code must hold {size} numbers, one per latent")
             if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in code):
                 raise UntwineError("codes must hold finite numbers")
-        return np.clip(np.array(codes, dtype=np.float64), -LIMIT, LIMIT)
+        values = np.clip(np.array(codes, dtype=np.float64), -LIMIT, LIMIT)
+        for latent in view.latents:
+            if latent.choices:
+                column = values[:, latent.index]
+                if not (np.all(column == np.round(column)) and np.all(column >= 0)) or np.any(
+                    column >= latent.choices
+                ):
+                    raise UntwineError(
+                        f"code {latent.index} is categorical: 0 to {latent.choices - 1}"
+                    )
+        return values
 
 
-def _view(path: Path, model: VAEBase, dataset: Dataset) -> RunView:
-    """Name a run's latents (its report's knobs.json, else measured now) and order them by KL."""
-    kl = kl_per_dim(model, dataset)
+NOISE_MAX = 2**31 - 1
+
+
+def check_noise(seed: int) -> int:
+    if not 0 <= seed <= NOISE_MAX:
+        raise UntwineError(f"noise must be a seed from 0 to {NOISE_MAX}, got {seed}")
+    return seed
+
+
+def _view(path: Path, model: Model, dataset: Dataset) -> RunView:
+    """Name a run's latents (its report's knobs.json, else measured now); a VAE's in order of
+    KL, a generator's continuous codes then its categorical ones."""
     knobs = _knobs(path, model, dataset)
-    latents = [
-        Latent(i, float(kl[i]), knobs[i].factor if knobs else None, knobs[i].score if knobs else 0)
-        for i in map(int, np.argsort(-kl))
-    ]
+
+    def named(i: int, **rest: Any) -> Latent:
+        return Latent(
+            i,
+            factor=knobs[i].factor if knobs else None,
+            share=knobs[i].score if knobs else 0.0,
+            **rest,
+        )
+
+    if isinstance(model, VAEBase):
+        kl = kl_per_dim(model, dataset)
+        latents = [named(i, kl=float(kl[i])) for i in map(int, np.argsort(-kl))]
+    else:
+        limit = 1.0 if model.code_prior == "uniform" else 2.0
+        latents = [named(i, kl=None, low=-limit, high=limit) for i in range(model.continuous)]
+        latents += [
+            named(model.continuous + j, kl=None, low=0, high=k - 1, choices=k)
+            for j, k in enumerate(model.categorical)
+        ]
     return RunView(path.name, path, model, latents, _scores(path))
 
 

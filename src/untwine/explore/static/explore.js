@@ -4,8 +4,7 @@
 // newer move are dropped, so dragging stays live.
 "use strict";
 
-const RANGE = 3;
-const state = { info: null, start: null, values: [], pending: [] };
+const state = { info: null, start: null, values: [], pending: [], noise: [] };
 const $ = (id) => document.getElementById(id);
 
 async function api(path, options) {
@@ -51,6 +50,13 @@ function runColumn(run, r) {
     `<p class="scores">${scoreLine(run.scores)}</p>` +
     `<figure><img id="decoded-${r}" alt="${run.name} decoded"><figcaption>model</figcaption></figure>` +
     `<table id="decoded-row-${r}" hidden></table>`;
+  if (run.generator) {  // a generator's output also depends on its noise sample
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = "new noise";
+    button.addEventListener("click", () => { state.noise[r] = Math.floor(Math.random() * 2 ** 31); redraw(r); });
+    column.append(button);
+  }
   const active = run.latents.filter((l) => !l.collapsed);
   const folded = run.latents.filter((l) => l.collapsed);
   active.forEach((latent) => column.append(slider(run, r, latent)));
@@ -68,14 +74,23 @@ function slider(run, r, latent) {
   row.className = "slider";
   const name = latent.factor ? `${latent.factor} (${latent.share.toFixed(2)})` : "—";
   const id = `z-${r}-${latent.index}`;
-  row.innerHTML = `<label for="${id}">z${latent.index}: ${name} <span class="value"></span>` +
-    ` <small>KL ${latent.kl.toFixed(2)}</small></label>` +
-    `<div class="track"><input type="range" id="${id}" min="${-RANGE}" max="${RANGE}" step="0.05">` +
-    `<span class="mean" id="${id}-mean" title="the input's posterior mean"></span></div>` +
+  const kl = latent.kl === null ? "" : ` <small>KL ${latent.kl.toFixed(2)}</small>`;
+  const label = `<label for="${id}">${run.generator ? "c" : "z"}${latent.index}: ${name} <span class="value"></span>${kl}</label>`;
+  if (latent.choices) {  // a categorical code: one of its values
+    const options = [...Array(latent.choices).keys()].map((k) => `<option value="${k}">${k}</option>`);
+    row.innerHTML = label + `<div class="track"><select id="${id}">${options.join("")}</select>` +
+      `<span class="mean" id="${id}-mean" hidden></span></div>`;
+    const select = row.querySelector("select");
+    select.addEventListener("change", () => move(r, latent, Number(select.value)));
+    return row;
+  }
+  row.innerHTML = label +
+    `<div class="track"><input type="range" id="${id}" min="${latent.low}" max="${latent.high}" step="0.05">` +
+    `<span class="mean" id="${id}-mean" title="the input's code"></span></div>` +
     `<button type="button" title="play this latent's traversal">▶</button>`;
   const input = row.querySelector("input");
   input.addEventListener("input", () => move(r, latent, Number(input.value)));
-  row.querySelector("button").addEventListener("click", () => play(r, latent, input));
+  row.querySelector("button").addEventListener("click", () => play(r, latent));
   return row;
 }
 
@@ -99,18 +114,19 @@ function move(r, latent, value) {
 function showValue(r, index) {
   const input = $(`z-${r}-${index}`);
   const value = state.values[r][index];
-  input.value = value;
-  input.closest(".slider").querySelector(".value").textContent = value.toFixed(2);
+  input.value = input.tagName === "SELECT" ? Math.round(value) : value;
+  input.closest(".slider").querySelector(".value").textContent =
+    input.tagName === "SELECT" ? String(Math.round(value)) : value.toFixed(2);
 }
 
 let timer = null;
-function play(r, latent, input) {
+function play(r, latent) {
   clearInterval(timer);
-  let value = -RANGE;
+  let value = latent.low;
   timer = setInterval(() => {
     move(r, latent, value);
-    value += 0.1;
-    if (value > RANGE) { clearInterval(timer); move(r, latent, state.start.codes[r][latent.index]); }
+    value += (latent.high - latent.low) / 60;
+    if (value > latent.high) { clearInterval(timer); move(r, latent, state.start.codes[r][latent.index]); }
   }, 60);
 }
 
@@ -118,7 +134,7 @@ async function redraw(r) {
   const z = state.values[r].map((v) => v.toFixed(4)).join(",");
   const ticket = (state.pending[r] = (state.pending[r] || 0) + 1);
   if (state.info.dataset.kind === "image") {
-    const response = await fetch(`/api/decode.png?run=${r}&z=${z}`);
+    const response = await fetch(`/api/decode.png?run=${r}&z=${z}&noise=${state.noise[r] || 0}`);
     if (ticket !== state.pending[r]) return;  // a newer move is on its way
     if (!response.ok) return say((await response.json()).error);
     const img = $(`decoded-${r}`);
@@ -127,7 +143,7 @@ async function redraw(r) {
   } else {
     const body = await api("/api/decode", {
       method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ run: r, codes: [state.values[r]] }),
+      body: JSON.stringify({ run: r, codes: [state.values[r]], noise: state.noise[r] || 0 }),
     });
     if (ticket === state.pending[r]) showRow($(`decoded-row-${r}`), body.decoded[0].row, state.start.row);
   }
@@ -163,8 +179,8 @@ function show(observation) {
   state.info.runs.forEach((run, r) => {
     run.latents.forEach((l) => {
       showValue(r, l.index);
-      const mean = Math.max(-RANGE, Math.min(RANGE, observation.codes[r][l.index]));
-      $(`z-${r}-${l.index}-mean`).style.left = `${((mean + RANGE) / (2 * RANGE)) * 100}%`;
+      const mean = Math.max(l.low, Math.min(l.high, observation.codes[r][l.index]));
+      $(`z-${r}-${l.index}-mean`).style.left = `${((mean - l.low) / (l.high - l.low)) * 100}%`;
     });
     redraw(r);
   });
