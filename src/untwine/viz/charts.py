@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from PIL import Image
 
 from untwine.metrics import headline_keys, references
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 COLLAPSED_KL = 0.1  # nats per observation: below this a latent is treated as collapsed
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """A matplotlib figure (imported here, on first use: it costs every command half a second)."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
 def render(figure: Figure) -> Image.Image:
     """A matplotlib figure as an RGB image (no window, no global pyplot state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     canvas = FigureCanvasAgg(figure)
     canvas.draw()
     return Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy())
@@ -24,7 +34,7 @@ def render(figure: Figure) -> Image.Image:
 def kl_bars(kl: np.ndarray) -> Image.Image:
     """Average KL per latent, as bars, largest first; collapsed latents in grey."""
     order = np.argsort(-kl, kind="stable")
-    figure = Figure(figsize=(1.5 + 0.35 * len(kl), 2.6), dpi=100, layout="constrained")
+    figure = new_figure(1.5 + 0.35 * len(kl), 2.6)
     axes = figure.add_subplot(1, 1, 1)
     colours = ["#4c72b0" if kl[d] >= COLLAPSED_KL else "#b0b0b0" for d in order]
     axes.bar(range(len(kl)), kl[order], color=colours)
@@ -56,7 +66,7 @@ def training_curves(records: list[dict[str, Any]]) -> Image.Image:
     panels = len(terms) + has_kl + bool(evals)
     columns = min(panels, 3) or 1
     rows = -(-panels // columns) or 1
-    figure = Figure(figsize=(3.6 * columns, 2.4 * rows), dpi=100, layout="constrained")
+    figure = new_figure(3.6 * columns, 2.4 * rows)
     steps = [r["step"] for r in losses]
     measured = references()  # loss term -> the metric that measures it independently
     panel = 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from matplotlib.figure import Figure
 from PIL import Image
 
 from untwine.data import Dataset
@@ -13,7 +12,7 @@ from untwine.evaluate import representation_function
 from untwine.metrics import normalized_mutual_info
 from untwine.metrics._sampling import sample_codes
 from untwine.models import Model
-from untwine.viz.charts import render
+from untwine.viz.charts import new_figure, render
 
 UNUSED = 0.05  # below this share of any factor's entropy, a latent is named "-"
 
@@ -61,7 +60,7 @@ def knob_matrix_figure(
     knobs = knob_names(matrix, factor_names)
     shown = matrix[order]
     size = (2.4 + 0.9 * len(factor_names), 1.4 + 0.32 * len(order))
-    figure = Figure(figsize=size, dpi=100, layout="constrained")
+    figure = new_figure(*size)
     axes = figure.add_subplot(1, 1, 1)
     image = axes.imshow(shown, vmin=0, vmax=1, cmap="viridis", aspect="auto")
     axes.set_xticks(range(len(factor_names)), factor_names, rotation=30, ha="right", fontsize=8)

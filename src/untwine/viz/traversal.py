@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from PIL import Image
 
 from untwine import runs
@@ -15,7 +14,7 @@ from untwine.data import Dataset, GroundTruthDataset, to_tensor
 from untwine.files import atomic_write
 from untwine.losses import kl_normal
 from untwine.models import Model, VAEBase
-from untwine.viz.charts import COLLAPSED_KL, render
+from untwine.viz.charts import COLLAPSED_KL, new_figure, render
 from untwine.viz.grid import compose, save_png
 from untwine.viz.knobs import Knob, factor_latent_matrix, knob_names
 
@@ -196,7 +195,7 @@ def row_traversal_figure(
     names = dataset.feature_names or [f"x{i}" for i in range(dataset.observation_shape[0])]
     columns = min(len(order), 4)
     rows = -(-len(order) // columns)
-    figure = Figure(figsize=(3.2 * columns, 2.4 * rows), dpi=100, layout="constrained")
+    figure = new_figure(3.2 * columns, 2.4 * rows)
     for panel, dim in enumerate(order):
         z = base.repeat(n_values, 1)
         z[:, dim] = values
