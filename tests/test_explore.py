@@ -9,6 +9,7 @@ import io
 import json
 import shutil
 import socket
+import sys
 import threading
 import time
 
@@ -361,3 +362,23 @@ def test_in_a_browser_an_infogans_category_and_noise_change_its_image(infogan_ru
         page.wait_for_timeout(500)
         assert np.abs(_pixels(page, "#decoded-0").astype(int) - chosen).sum() > 0
         assert page.errors == []
+
+
+def test_without_fastapi_the_cli_names_the_install(two_runs, monkeypatch):
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if `untwine[explore]` were absent
+    result = run_cli("explore", str(two_runs[0]), check=False)
+    assert result.returncode == 2
+    assert result.stderr == (
+        'error: the explorer needs FastAPI and uvicorn: pip install "untwine[explore]"\n'
+    )
+
+
+def test_listening_beyond_this_machine_warns_and_the_url_is_printed(two_runs, monkeypatch):
+    served = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets: served.append(sockets))
+    result = run_cli("explore", str(two_runs[0]), "--host", "0.0.0.0", "--port", "0")
+    (listener,) = served[0]
+    port = listener.getsockname()[1]
+    listener.close()
+    assert result.stdout == f"explorer: http://0.0.0.0:{port}/  (1 run(s); Ctrl-C stops it)\n"
+    assert "warning: listening on 0.0.0.0: anyone who reaches this machine" in result.stderr
