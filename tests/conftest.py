@@ -13,6 +13,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 # Set before any test module loads a dataset at import time: no test touches the user's data root.
@@ -49,6 +50,17 @@ def tiny_config(**overrides):
     }
     base.update(overrides)
     return resolve_config(apply_overrides({}, [f"{k}={v}" for k, v in base.items()]))
+
+
+def write_survey(path: Path, n: int) -> list[str]:
+    """A CSV like the README's survey: age and region (factors), income and hours (features)."""
+    rng = np.random.default_rng(0)
+    lines = ["age,region,income,hours"]
+    for _ in range(n):
+        age, region = rng.integers(18, 80), rng.choice(["north", "south"])
+        lines.append(f"{age},{region},{1000 + 30 * age + rng.normal():.2f},{rng.normal():.3f}")
+    path.write_text("\n".join(lines) + "\n")
+    return lines
 
 
 def run_cli(

@@ -19,7 +19,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, write_survey
 from untwine.errors import UntwineError
 from untwine.explore import Explorer
 from untwine.explore.app import MOST_UPLOAD_BYTES, create_app
@@ -273,12 +273,7 @@ def test_in_a_browser_a_slider_turns_the_image_and_a_factor_moves_the_data(serve
 
 
 def test_a_table_run_shows_rows_in_the_tables_own_units(tmp_path):
-    rng = np.random.default_rng(0)
-    lines = ["age,region,income,hours"]
-    for _ in range(200):
-        age, region = rng.integers(18, 80), rng.choice(["north", "south"])
-        lines.append(f"{age},{region},{1000 + 30 * age + rng.normal():.2f},{rng.normal():.3f}")
-    (tmp_path / "survey.csv").write_text("\n".join(lines) + "\n")
+    lines = write_survey(tmp_path / "survey.csv", 200)
     run = tmp_path / "run"
     table = f"table:{tmp_path / 'survey.csv'}"
     run_cli("train", "--dataset", table, "--factors", "age,region", "--out", str(run), *TINY)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 import untwine
 from untwine.metrics import METRICS
 from untwine.sweep import load_study
 
-from .conftest import run_cli
+from .conftest import run_cli, write_survey
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 
@@ -56,12 +55,7 @@ def test_the_study_example_names_the_runs_the_readme_says(tmp_path):
 
 
 def test_the_table_example_runs_on_a_table_with_those_columns(tmp_path):
-    rng = np.random.default_rng(0)
-    rows = ["age,region,income,hours"]
-    for _ in range(50):
-        age, region = rng.integers(18, 80), rng.choice(["north", "south"])
-        rows.append(f"{age},{region},{1000 + 30 * age + rng.normal():.2f},{rng.normal():.3f}")
-    (tmp_path / "survey.csv").write_text("\n".join(rows) + "\n")
+    write_survey(tmp_path / "survey.csv", 50)
     (line,) = [
         line.split("#")[0].split()
         for block in _blocks("bash")
