@@ -27,6 +27,7 @@ from untwine.viz.traversal import kl_per_dim
 COLLAPSED = 0.01  # nats of KL below which a latent carries nothing: folded away on the page
 LIMIT = 10.0  # a latent value beyond this is clamped (sliders span ±3)
 MOST_CODES = 256  # codes one decode request may ask for
+NOISE_MAX = 2**31 - 1  # the largest noise seed a request may give
 
 
 @dataclass
@@ -197,22 +198,15 @@ class Explorer:
             if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in code):
                 raise UntwineError("codes must hold finite numbers")
         values = np.clip(np.array(codes, dtype=np.float64), -LIMIT, LIMIT)
-        for latent in view.latents:
-            if latent.choices:
-                column = values[:, latent.index]
-                if not (np.all(column == np.round(column)) and np.all(column >= 0)) or np.any(
-                    column >= latent.choices
-                ):
-                    raise UntwineError(
-                        f"code {latent.index} is categorical: 0 to {latent.choices - 1}"
-                    )
+        for latent in (latent for latent in view.latents if latent.choices):
+            column = values[:, latent.index]
+            if not np.all((column == np.round(column)) & (column >= 0) & (column < latent.choices)):
+                raise UntwineError(f"code {latent.index} is categorical: 0 to {latent.choices - 1}")
         return values
 
 
-NOISE_MAX = 2**31 - 1
-
-
 def check_noise(seed: int) -> int:
+    """A generator's noise seed, or a one-line error."""
     if not 0 <= seed <= NOISE_MAX:
         raise UntwineError(f"noise must be a seed from 0 to {NOISE_MAX}, got {seed}")
     return seed
