@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +159,9 @@ def _image(data: bytes) -> Image.Image:
     """A decoded image, or a one-line error: not an image, corrupt, or a decompression bomb."""
     unreadable = (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError)
     try:
-        image = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():  # its size is checked below, against a tighter limit
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
     except unreadable as error:
         raise UntwineError(f"cannot read the upload as an image ({type(error).__name__})") from None
     if image.width * image.height > MOST_UPLOAD_PIXELS:
