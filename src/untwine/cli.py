@@ -349,8 +349,8 @@ def sample(run: str, count: int, seed: int, out: str | None) -> None:
 
     config, model, _ = runs.open_run(run, dataset=False)
     if len(model.observation_shape) > 1:
-        default = runs.figures_dir(Path(run)) / "samples.png" if out is None else None
-        path = save_png(model_samples(model, count, seed=seed), out or default)
+        image = model_samples(model, count, seed=seed)
+        path = save_png(image, out or runs.figures_dir(Path(run)) / "samples.png")
     else:  # a table's units come from its dataset
         dataset = load_dataset(config.data.name, **config.data.options)
         names, rows = model_sample_rows(model, dataset, count, seed=seed)

@@ -213,13 +213,17 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
             f"config file {path} is not UTF-8 text (byte {error.start}); save it as UTF-8"
         ) from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        if node is not None and _expanded_size(node, {}) > YAML_LIMIT:  # before expanding it
-            raise UntwineError(
-                f"config file {path} expands to over {YAML_LIMIT:,} values through YAML "
-                "aliases; write the values out"
-            )
-        value = yaml.safe_load(text)
+        loader = yaml.SafeLoader(text)  # safe_load's steps, with a look at the node graph between
+        try:
+            node = loader.get_single_node()
+            if node is not None and _expanded_size(node, {}) > YAML_LIMIT:  # before expanding
+                raise UntwineError(
+                    f"config file {path} expands to over {YAML_LIMIT:,} values through YAML "
+                    "aliases; write the values out"
+                )
+            value = None if node is None else loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""

@@ -369,7 +369,6 @@ def score(
     names = parse_metrics(metrics, code_metrics)
     if factors is None:
         names = _factor_free(names, _asked_all(metrics), code_metrics, "none were given")
-    if factors is None:
         inputs = Inputs(codes=check_codes(codes), seed=seed)
     else:
         inputs = Inputs(*train_test(codes, factors, codes_test, factors_test), seed=seed)

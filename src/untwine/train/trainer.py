@@ -93,8 +93,9 @@ def train(
     """
     run_dir = Path(run_dir)
     dataset = load_dataset(config.data.name, **config.data.options)  # bad data: no folder made
-    resuming = _prepare_run_dir(run_dir, config, force)
-    config = _with_threads(config, runs.read_config(run_dir) if resuming else None, run_dir)
+    previous = _prepare_run_dir(run_dir, config, force)
+    resuming = previous is not None
+    config = _with_threads(config, previous, run_dir)
     device = resolve_device(config.train.device)
     for note in dataset.notes if progress else ():
         tqdm.write(f"data: {note}", file=sys.stderr)
@@ -298,8 +299,9 @@ def _deferred_interrupt() -> Iterator[threading.Event]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _prepare_run_dir(run_dir: Path, config: RunConfig, force: bool) -> bool:
-    """Create `run_dir`, or check that it holds this same run; True when resuming one."""
+def _prepare_run_dir(run_dir: Path, config: RunConfig, force: bool) -> RunConfig | None:
+    """Create `run_dir`, or check that it holds this same run; the config it holds when
+    resuming one, None for a fresh start."""
     if run_dir.exists() and not run_dir.is_dir():
         raise UntwineError(f"output path {run_dir} is a file; give a directory for the run")
     resuming = runs.is_run(run_dir)
@@ -322,9 +324,10 @@ def _prepare_run_dir(run_dir: Path, config: RunConfig, force: bool) -> bool:
         resuming = False
     if not resuming:
         run_dir.mkdir(parents=True, exist_ok=True)
-        return False
-    _check_same_run(run_dir, runs.read_config(run_dir), config)
-    return True
+        return None
+    previous = runs.read_config(run_dir)
+    _check_same_run(run_dir, previous, config)
+    return previous
 
 
 def _check_same_run(run_dir: Path, previous: RunConfig, config: RunConfig) -> None:
