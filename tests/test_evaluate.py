@@ -6,11 +6,17 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 import untwine
 from tests.conftest import run_cli, tiny_config
 from untwine import runs
-from untwine.evaluate import evaluate, metrics_for
+from untwine.data import GroundTruthDataset
+from untwine.encoded import MIN_FILL, EncodedDataset
+from untwine.errors import UntwineWarning
+from untwine.evaluate import code_table, evaluate, metrics_for
+from untwine.metrics import METRICS, measure
+from untwine.models import MODELS, create_model
 
 CHEAP = "mig,sap,modularity,explicitness,irs,mcc,unsupervised,beta_vae,factor_vae"
 
@@ -170,3 +176,104 @@ def test_evaluate_reads_the_critic_tc_of_sampled_codes_without_moving_other_draw
     assert "tc_critic" not in evaluate(model, dataset, metrics="all", samples=60)
     with pytest.raises(untwine.UntwineError, match="'tc_critic' needs at least 200 codes"):
         evaluate(model, dataset, metrics="tc_critic", samples=60)
+
+
+def _both_paths(model, dataset, metrics, samples, **options):
+    """Scores read from a code table and scores encoded afresh, with the same seed."""
+    cached = evaluate(model, dataset, metrics=metrics, samples=samples, **options)
+    fresh = evaluate(model, dataset, metrics=metrics, samples=samples, code_table_mb=0, **options)
+    return cached, fresh
+
+
+def _assert_same_scores(cached, fresh):
+    assert cached.keys() == fresh.keys()
+    for key, value in fresh.items():
+        assert cached[key] == pytest.approx(value, abs=1e-6, rel=0), key
+
+
+def test_every_metric_scores_the_same_from_a_code_table_as_encoded_afresh(trained_run):
+    model, dataset = untwine.load_run(trained_run), untwine.load_dataset("dsprites")
+    assert isinstance(code_table(model, dataset), EncodedDataset)
+    cached, fresh = _both_paths(model, dataset, ",".join(METRICS), samples=250, seed=4)
+    assert {"beta_vae", "factor_vae", "mig_chen", "tc_critic", "dci.completeness"} <= cached.keys()
+    _assert_same_scores(cached, fresh)
+
+
+def test_a_user_dataset_and_a_model_without_a_posterior_score_the_same_from_a_code_table(
+    tmp_path,
+):
+    rng = np.random.default_rng(0)
+    factors = np.stack(
+        [rng.integers(0, 4, 600), rng.integers(0, 5, 600), rng.uniform(0, 1, 600)], 1
+    )
+    np.savez(
+        tmp_path / "rows.npz", images=factors + rng.normal(0, 0.01, factors.shape), factors=factors
+    )
+    rows = untwine.load_dataset("array", path=str(tmp_path / "rows.npz"), bins=4)
+    vae = create_model("betavae", observation_shape=(3,), latent_dim=3, hidden=(16,))
+    gan = create_model("infogan", observation_shape=(3,), **MODELS.get("infogan").example_options)
+    for model in (vae, gan):
+        cached, fresh = _both_paths(model, rows, "mig,dci,beta_vae,factor_vae", samples=120)
+        _assert_same_scores(cached, fresh)
+
+
+class _Grid(GroundTruthDataset):
+    """A 3 x 4 grid of factors, each observation its factor vector; the encoder reads them."""
+
+    factor_names, factor_sizes, observation_shape = ("a", "b"), (3, 4), (2,)
+
+    def observations(self, indices):
+        return self.index_to_factors(indices).astype(np.float32)
+
+
+class _BigGrid(_Grid):
+    factor_sizes = (10, 11)
+
+
+@pytest.mark.parametrize("grid", [_Grid, _BigGrid])
+def test_a_code_table_encodes_each_drawn_observation_once_in_batches_of_32_or_more(grid):
+    batches = []
+
+    def encode(rows):
+        batches.append(rows)
+        return rows * 2.0
+
+    table = EncodedDataset(grid(), encode, width=2)
+    size = len(table)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        factors = table.sample_factors(5, rng)
+        np.testing.assert_array_equal(table.observations_from_factors(factors, rng), 2 * factors)
+    measure("mig,beta_vae,factor_vae", table, lambda rows: rows.astype(np.float64), samples=50)
+    assert all(len(batch) >= MIN_FILL for batch in batches)  # a short one is topped up
+    once = np.concatenate([np.unique(batch, axis=0) for batch in batches])  # or repeated
+    assert len(once) == len(np.unique(once, axis=0)) == table.encoded == size
+    rows = table.observations(np.arange(size))
+    np.testing.assert_array_equal(rows, 2 * grid().observations(np.arange(size)))
+
+
+class _NoisyGrid(_Grid):
+    """The grid, with noise drawn afresh for each scored observation."""
+
+    finite = False
+
+    def observations_from_factors(self, factors, rng=None):
+        return super().observations_from_factors(factors) + rng.normal(0, 0.1, factors.shape)
+
+
+def test_evaluate_encodes_afresh_with_a_one_line_warning_where_no_code_table_can_stand_in():
+    model = create_model("betavae", observation_shape=(2,), latent_dim=2, hidden=(8,))
+    assert isinstance(code_table(model, _Grid()), EncodedDataset)
+    assert "draws a nuisance anew" in code_table(model, _NoisyGrid())
+    assert "takes 0.00019 MB, over the 0.0001 MB limit (--code-table-mb)" in code_table(
+        model, _Grid(), limit_mb=1e-4
+    )
+    unsteady = create_model("betavae", observation_shape=(2,), latent_dim=2, hidden=(8,))
+    unsteady.encode = lambda x: (torch.rand(len(x), 2), torch.zeros(len(x), 2))
+    assert "encodes the same images differently" in code_table(unsteady, _Grid())
+    with pytest.warns(UntwineWarning, match="codes are encoded afresh") as warned:
+        noisy = evaluate(model, _NoisyGrid(), metrics="mig,factor_vae", samples=40)
+    assert len(warned) == 1 and "\n" not in str(warned[0].message)
+    assert noisy == evaluate(
+        model, _NoisyGrid(), metrics="mig,factor_vae", samples=40, code_table_mb=0
+    )

@@ -215,12 +215,29 @@ METRIC_HELP = "all, or a comma-separated subset of the names `untwine metrics` l
     help="Train points (test: half as many); the study's 10,000.",
 )
 @click.option(
+    "--code-table-mb",
+    type=float,
+    default=1024,
+    show_default=True,
+    help="Memory for the table that encodes each drawn observation once (0: encode every draw).",
+)
+@click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
 )
 def evaluate(
-    run: str, names: str, seed: int, dci_estimator: str, samples: int, device: str
+    run: str,
+    names: str,
+    seed: int,
+    dci_estimator: str,
+    samples: int,
+    code_table_mb: float,
+    device: str,
 ) -> None:
-    """Score RUN with the chosen metrics; writes RUN/metrics.json and prints a table."""
+    """Score RUN with the chosen metrics; writes RUN/metrics.json and prints a table.
+
+    On a finite dataset (every procedural grid, a user's files) each observation the metrics
+    draw is encoded once; the scores are those of encoding every draw.
+    """
     from untwine.evaluate import evaluate as score_run
     from untwine.train import resolve_device
 
@@ -234,6 +251,7 @@ def evaluate(
         seed=seed,
         dci_estimator=dci_estimator,
         samples=samples,
+        code_table_mb=code_table_mb,
         device=str(resolve_device(device)),
         progress=True,
     )

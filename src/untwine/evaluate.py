@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -13,8 +14,11 @@ from tqdm.auto import tqdm
 from untwine import metrics as m
 from untwine import runs
 from untwine.data import Dataset, to_tensor
+from untwine.encoded import EncodedDataset
+from untwine.errors import UntwineError, UntwineWarning
 from untwine.files import atomic_write
 from untwine.losses import kl_normal
+from untwine.metrics._sampling import RepresentationFn
 from untwine.metrics.registry import PosteriorFn
 from untwine.models import Model, VAEBase
 from untwine.models.base import ACTIVE_UNIT_THRESHOLD
@@ -26,6 +30,7 @@ def representation_function(
     """uint8 images (n, H, W, C) -> posterior means (n, d), encoded `batch_size` at a time."""
     device = next(model.parameters()).device
 
+    @torch.no_grad()
     def encode(images: np.ndarray) -> np.ndarray:
         codes = [
             model.representation(to_tensor(images[i : i + batch_size], device)).cpu().numpy()
@@ -120,6 +125,76 @@ def posterior_function(model: VAEBase, *, batch_size: int = 256) -> PosteriorFn:
     return posterior
 
 
+def code_table(
+    model: Model, dataset: Dataset, *, limit_mb: float = 1024, batch_size: int = 1024
+) -> EncodedDataset | str:
+    """`dataset` encoded once per observation for the metrics to read by index, or why not.
+
+    The table needs a `finite` dataset, a representation that encodes the same images the same
+    way twice (checked on a few), and at most `limit_mb` of memory. A VAE's rows are its
+    posterior's mean and log-variance, another model's its representation, encoded
+    `batch_size` at a time (1024 encodes the default MLP 11% faster than 256 on two cores).
+    """
+    width = 2 * model.latent_dim if isinstance(model, VAEBase) else model.latent_dim
+    needed = EncodedDataset.table_bytes(dataset, width) / 2**20
+    if not dataset.finite:
+        return "codes are encoded afresh: this dataset draws a nuisance anew for each scored image"
+    if needed > limit_mb:
+        return (
+            f"codes are encoded afresh: a code table of this dataset takes {_mb(needed)}, "
+            f"over the {_mb(limit_mb)} limit (--code-table-mb)"
+        )
+    if isinstance(model, VAEBase):
+        posterior = posterior_function(model, batch_size=batch_size)
+
+        def encode(images: np.ndarray) -> np.ndarray:
+            return np.concatenate(posterior(images), axis=1)
+    else:
+        representation = representation_function(model, batch_size=batch_size)
+
+        def encode(images: np.ndarray) -> np.ndarray:
+            return representation(images).astype(np.float32)
+
+    probe = dataset.observations(np.arange(min(len(dataset), 64)))
+    if not np.array_equal(encode(probe), encode(probe), equal_nan=True):
+        return "codes are encoded afresh: the representation encodes the same images differently"
+    return EncodedDataset(dataset, encode, width)
+
+
+def _mb(size: float) -> str:
+    """A size in MB as people write it: 1,024 MB, 3.5 MB, 0.0002 MB."""
+    return f"{size:,.0f} MB" if size >= 10 else f"{size:.2g} MB"
+
+
+def _table_readers(model: Model) -> tuple[RepresentationFn, PosteriorFn | None]:
+    """The codes and, for a VAE, the posterior, read from a code table's rows."""
+    d = model.latent_dim
+
+    def codes(rows: np.ndarray) -> np.ndarray:
+        return rows[:, :d].astype(np.float64)
+
+    def posterior(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return rows[:, :d], rows[:, d:]
+
+    return codes, posterior if isinstance(model, VAEBase) else None
+
+
+def _scored_dataset(
+    model: Model, dataset: Dataset, code_table_mb: float, batch_size: int
+) -> tuple[Dataset, RepresentationFn, PosteriorFn | None]:
+    """What the metrics draw from and how they read it: a code table where one can be made,
+    else the dataset and the model's encoder."""
+    table = code_table(model, dataset, limit_mb=code_table_mb)
+    if isinstance(table, EncodedDataset):
+        return table, *_table_readers(model)
+    if code_table_mb > 0:
+        warnings.warn(table, UntwineWarning, stacklevel=3)
+    posterior = (
+        posterior_function(model, batch_size=batch_size) if isinstance(model, VAEBase) else None
+    )
+    return dataset, representation_function(model, batch_size=batch_size), posterior
+
+
 def evaluate(
     run: str | Path | Model,
     dataset: Dataset | None = None,
@@ -129,6 +204,7 @@ def evaluate(
     samples: int = 10_000,
     dci_estimator: str = "fast",
     batch_size: int = 256,
+    code_table_mb: float = 1024,
     device: str = "cpu",
     progress: bool = False,
 ) -> dict[str, float | list[float]]:
@@ -142,11 +218,18 @@ def evaluate(
     `untwine.metrics.dci`). Model health (KL per dimension, active units, reconstruction,
     ELBO) is read on `samples // 2` held-out observations: the validation split where the
     dataset has one. A dataset without factors gets the code metrics and health only.
+    On a finite dataset each drawn observation is encoded once into a code table of at most
+    `code_table_mb` (0: never), with the same draws and so the same scores (see `code_table`);
+    otherwise, with a one-line warning, every draw is encoded afresh.
     Nothing here touches the global torch RNG.
     """
     run_dir = None if isinstance(run, torch.nn.Module) else Path(run)
     if run_dir is None and dataset is None:
         raise TypeError("evaluate(model) needs a dataset")
+    if not code_table_mb >= 0:
+        raise UntwineError(
+            f"code_table_mb (--code-table-mb) must be 0 or more, got {code_table_mb}"
+        )
     if run_dir is None:
         model = run
     else:
@@ -156,7 +239,7 @@ def evaluate(
     was_training = model.training
     model.eval()
     rng = np.random.default_rng(seed)
-    encode = representation_function(model, batch_size=batch_size)
+    scored, encode, posterior = _scored_dataset(model, dataset, code_table_mb, batch_size)
     stages = tqdm(total=2 + len(names), disable=not progress, unit="stage", leave=False)
 
     def stage(name: str) -> None:
@@ -169,11 +252,9 @@ def evaluate(
         results.update(
             m.measure(
                 names,
-                dataset,
+                scored,
                 encode,
-                posterior=posterior_function(model, batch_size=batch_size)
-                if isinstance(model, VAEBase)
-                else None,
+                posterior=posterior,
                 samples=samples,
                 seed=seed,
                 rng=rng,

@@ -60,6 +60,22 @@ def check_factors_round_trip(name: str, workdir: Path) -> None:
     assert rendered.shape == dataset.observations(indices[:4]).shape
 
 
+def check_a_finite_dataset_scores_observations_it_indexes(name: str, workdir: Path) -> None:
+    """Where `finite`, the observation drawn for a factor vector is the one at the index drawn,
+    with the same draws from the generator (so a code table can stand in for the encoder), and
+    that index has those factors."""
+    dataset, _ = _factored(name, workdir)
+    if not dataset.finite:
+        pytest.skip(f"{name} draws a nuisance afresh when scored")
+    factors = dataset.sample_factors(40, np.random.default_rng(2))
+    by_index, by_factor = np.random.default_rng(3), np.random.default_rng(3)
+    indices = dataset.indices_from_factors(factors, by_index)
+    images = dataset.observations_from_factors(factors, by_factor)
+    np.testing.assert_array_equal(dataset.observations(indices), images)
+    np.testing.assert_array_equal(dataset.index_to_factors(indices), factors)
+    assert by_index.random() == by_factor.random()  # both drew the same amount
+
+
 def check_fixing_a_factor_keeps_it_fixed(name: str, workdir: Path) -> None:
     """Resampling that shares factor k keeps k, row by row, and draws the rest in range."""
     dataset, _ = _factored(name, workdir)
@@ -83,6 +99,7 @@ def check_bad_options_are_one_line_errors(name: str, workdir: Path) -> None:
 CHECKS = (
     check_observations_have_the_declared_shape_and_type,
     check_factors_round_trip,
+    check_a_finite_dataset_scores_observations_it_indexes,
     check_fixing_a_factor_keeps_it_fixed,
     check_bad_options_are_one_line_errors,
 )

@@ -28,6 +28,8 @@ class Dataset(ABC):
     dataset without them has empty `factor_names` and `factor_sizes`. The factor methods are
     what the metrics draw from: `sample_factors`, `observations_from_factors` and
     `resample_sharing` (the BetaVAE and FactorVAE scores' "same value of factor k").
+    A `finite` dataset's scored observations are all among `observations(indices)`, so codes
+    computed once per index can stand in for the encoder (`untwine.encoded`).
     """
 
     factor_names: tuple[str, ...] = ()
@@ -35,6 +37,7 @@ class Dataset(ABC):
     observation_shape: tuple[int, ...]
     feature_names: tuple[str, ...] | None = None  # column names when observations are rows
     notes: tuple[str, ...] | list[str] = ()  # what loading did (splits, discretised factors)
+    finite: bool = True  # False where scoring draws a nuisance afresh, beside the index
 
     @abstractmethod
     def __len__(self) -> int: ...
@@ -72,10 +75,16 @@ class Dataset(ABC):
         """n factor vectors (n, k) drawn from the data's factor distribution."""
 
     @abstractmethod
+    def indices_from_factors(
+        self, factors: np.ndarray, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
+        """The index of one observation per factor vector (n, k); `rng` breaks any tie."""
+
     def observations_from_factors(
         self, factors: np.ndarray, rng: np.random.Generator | None = None
     ) -> np.ndarray:
         """One observation per factor vector (n, k); `rng` draws any nuisance or tie-break."""
+        return self.observations(self.indices_from_factors(factors, rng))
 
     @abstractmethod
     def resample_sharing(
@@ -106,11 +115,11 @@ class GroundTruthDataset(Dataset):
         """n factor vectors drawn uniformly and independently from the grid, (n, k)."""
         return np.stack([rng.integers(0, size, n) for size in self.factor_sizes], axis=1)
 
-    def observations_from_factors(
+    def indices_from_factors(
         self, factors: np.ndarray, rng: np.random.Generator | None = None
     ) -> np.ndarray:
-        """uint8 images (n, H, W, C) for factor indices (n, k); `rng` is for noisy datasets."""
-        return self.observations(self.factors_to_index(factors))
+        """The grid index of each factor vector (n, k): one image each, nothing to draw."""
+        return self.factors_to_index(factors)
 
     def resample_sharing(
         self, factors: np.ndarray, fixed: np.ndarray, rng: np.random.Generator

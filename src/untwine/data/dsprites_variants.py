@@ -32,6 +32,7 @@ class _NuisanceDSprites(DSprites):
     """dSprites in RGB with `draws` random bytes of nuisance per image, applied by `_apply`."""
 
     observation_shape = (3, IMAGE_SIZE, IMAGE_SIZE)
+    finite = False  # a scored image's nuisance is drawn afresh: no code table stands in
     draws: int
     salt: int
 

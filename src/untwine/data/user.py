@@ -93,7 +93,7 @@ class UserDataset(Dataset):
         """Factors of n observations drawn uniformly: the data's own joint distribution."""
         return self._labels()[rng.integers(0, len(self), n)]
 
-    def observations_from_factors(
+    def indices_from_factors(
         self, factors: np.ndarray, rng: np.random.Generator | None = None
     ) -> np.ndarray:
         """For each factor vector, an observation that has it (random among equals with `rng`)."""
@@ -104,7 +104,7 @@ class UserDataset(Dataset):
             missing = np.asarray(factors)[np.argmax(high == low)]
             raise UntwineError(f"no observation has the factor values {missing.tolist()}")
         offset = 0 if rng is None else (rng.random(len(keys)) * (high - low)).astype(np.int64)
-        return self.observations(order[low + offset])
+        return order[low + offset]
 
     def resample_sharing(
         self, factors: np.ndarray, fixed: np.ndarray, rng: np.random.Generator
