@@ -203,3 +203,28 @@ def test_datasets_show_writes_a_grid_of_what_the_model_will_see(tmp_path):
     run_cli("datasets", "show", "dsprites-correlated", "data.sigma=0.05", "--out", str(tight))
     bad = run_cli("datasets", "show", "dsprites", "data.sigma=2", check=False)
     assert bad.returncode == 2 and "unknown option 'sigma' for dataset 'dsprites'" in bad.stderr
+
+
+def test_datasets_show_draws_pairs_each_image_above_its_partner(tmp_path):
+    out = tmp_path / "pairs.png"
+    result = run_cli("datasets", "show", "dsprites", "--pairs", "1", "--n", "12", "--out", str(out))
+    assert "12 pairs of dsprites that differ in 1 factor:" in result.stdout
+    grid = np.asarray(Image.open(out).convert("L"))
+    assert grid.shape == (4 * 66 + 2, 8 * 66 + 2)  # two rows of partners, 8 pairs to a row
+    cells = [
+        [grid[2 + 66 * r : 66 * (r + 1), 2 + 66 * c : 66 * (c + 1)] for c in range(8)]
+        for r in range(4)
+    ]
+    assert all((cells[0][c] != cells[1][c]).any() for c in range(8))  # a partner differs
+    assert not cells[3][5].any()  # the last row holds 4 pairs; the rest stay blank
+    for k, message in (("0", "or 1..5 here, got 0"), ("-1", None)):
+        done = run_cli("datasets", "show", "shapes3d", "--pairs", k, "--out", str(out), check=False)
+        assert (
+            (done.returncode == 2 and message in done.stderr) if message else done.returncode == 0
+        )
+    np.save(tmp_path / "rows.npy", np.zeros((20, 64, 64, 1), np.uint8))
+    refused = run_cli(
+        "datasets", "show", f"array:{tmp_path / 'rows.npy'}", "--pairs", "1", check=False
+    )
+    assert refused.returncode == 2 and "draws no pairs" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from untwine.data import load_dataset, to_tensor
+from untwine.data import GroundTruthDataset, load_dataset, to_tensor
 from untwine.data.dsprites import OFFICIAL_FILE
 from untwine.errors import UntwineError
 
@@ -211,3 +211,54 @@ def test_correlated_dsprites_ties_its_pair_and_leaves_the_rest_uniform():
 def test_correlated_dsprites_refuses_bad_options(options, message):
     with pytest.raises(UntwineError, match=message):
         load_dataset("dsprites-correlated", **options)
+
+
+class _Grid(GroundTruthDataset):
+    """A blank grid of any factor sizes: pairs are drawn from the factors alone."""
+
+    observation_shape = (1,)
+
+    def __init__(self, sizes):
+        self.factor_sizes = tuple(sizes)
+        self.factor_names = tuple(f"f{i}" for i in range(len(sizes)))
+
+    def observations(self, indices):
+        return np.zeros((len(indices), 1), np.float32)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    st.lists(st.integers(1, 6), min_size=2, max_size=6).filter(lambda s: sum(v > 1 for v in s) > 1),
+    st.integers(0, 2**31),
+    st.data(),
+)
+def test_a_pair_differs_in_exactly_k_factors_each_changed_to_another_value(sizes, seed, data):
+    grid = _Grid(sizes)
+    varying = np.array(sizes) > 1
+    k = data.draw(st.sampled_from([-1, *range(1, int(varying.sum()))]))
+    first, second = grid.sample_pairs(200, k, torch.Generator().manual_seed(seed))
+    a, b = grid.index_to_factors(first), grid.index_to_factors(second)
+    differ = a != b
+    assert not differ[:, ~varying].any()
+    if k == -1:
+        assert differ.sum(1).min() >= 1 and differ.sum(1).max() <= varying.sum() - 1
+    else:
+        assert (differ.sum(1) == k).all()
+    again = grid.sample_pairs(200, k, torch.Generator().manual_seed(seed))
+    np.testing.assert_array_equal(np.stack(again), np.stack([first, second]))
+
+
+def test_pairs_with_k_drawn_cover_every_count_and_value_evenly():
+    dsprites = load_dataset("dsprites")
+    first, second = dsprites.sample_pairs(20_000, -1, torch.Generator().manual_seed(0))
+    a, b = dsprites.index_to_factors(first), dsprites.index_to_factors(second)
+    counts = np.bincount((a != b).sum(1), minlength=5)
+    assert counts[0] == 0 and np.abs(counts[1:] / 20_000 - 0.25).max() < 0.02  # k in 1..4
+    shapes = b[(a[:, 0] == 0) & (b[:, 0] != 0), 0]  # square changed: ellipse or heart, evenly
+    assert set(shapes) == {1, 2} and abs(np.mean(shapes == 1) - 0.5) < 0.05
+
+
+@pytest.mark.parametrize("k", [0, 5, -2])
+def test_a_pair_count_outside_1_to_f_minus_1_is_a_one_line_error(k):
+    with pytest.raises(UntwineError, match=r"-1 \(drawn for each pair\) or 1\.\.4 here, got"):
+        load_dataset("dsprites").sample_pairs(4, k, torch.Generator())

@@ -16,6 +16,7 @@ import click
 import numpy as np
 
 from untwine import runs
+from untwine.allocator import reuse_freed_memory
 from untwine.config import RunConfig, apply_overrides, check_seed, read_yaml, resolve_config
 from untwine.data import DATASETS
 from untwine.errors import UntwineError, UntwineWarning, os_error_message, os_error_reason
@@ -112,6 +113,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 @click.version_option(package_name="untwine")
 def cli() -> None:
     """Disentangled representation learning: train, measure and see what each latent does."""
+    reuse_freed_memory()
 
 
 @cli.command(context_settings={"ignore_unknown_options": False})
@@ -536,6 +538,12 @@ def datasets(ctx: click.Context) -> None:
 @FACTORS_OPTION
 @click.option("--n", "count", type=click.IntRange(1, 1024), default=32, show_default=True)
 @seed_option()
+@click.option(
+    "--pairs",
+    type=int,
+    help="Draw N pairs that differ in this many factors (-1: 1..F-1, drawn for each pair), "
+    "each image above its partner: what weakly supervised models learn from.",
+)
 @click.option("--out", type=click.Path(dir_okay=False), help="[default: NAME-samples.png]")
 def datasets_show(
     name: str,
@@ -543,6 +551,7 @@ def datasets_show(
     factors: str | None,
     count: int,
     seed: int,
+    pairs: int | None,
     out: str | None,
 ) -> None:
     """Write a grid of N training images from NAME, drawn as the trainer draws them.
@@ -550,7 +559,7 @@ def datasets_show(
     For a table, print its first N training rows as the model sees them (standardised).
     """
     from untwine.data import load_dataset
-    from untwine.viz import dataset_head, dataset_samples, save_png
+    from untwine.viz import dataset_head, dataset_pairs, dataset_samples, save_png
 
     given = [f"data.name={name}", *([f"data.factors={factors}"] if factors else [])]
     config = resolve_config(apply_overrides({}, [*given, *overrides]))
@@ -561,6 +570,14 @@ def datasets_show(
         click.echo(dataset_head(dataset, count, seed=seed))
         return
     label = name.split(":")[0]
+    if pairs is not None:
+        figure = dataset_pairs(dataset, count, pairs, seed=seed)
+        path = save_png(figure, out or f"{label}-pairs.png")
+        differ = {-1: "1..F-1 factors, drawn for each pair", 1: "1 factor"}.get(
+            pairs, f"{pairs} factors"
+        )
+        click.echo(f"{count} pairs of {name} that differ in {differ}: {path}")
+        return
     path = save_png(dataset_samples(dataset, count, seed=seed), out or f"{label}-samples.png")
     click.echo(
         f"{count} images of {name} ({'x'.join(map(str, dataset.observation_shape))}): {path}"

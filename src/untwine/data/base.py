@@ -10,6 +10,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
+from untwine.errors import UntwineError
 from untwine.registry import Registry
 
 DATASETS = Registry("dataset", section="data")
@@ -61,6 +62,15 @@ class Dataset(ABC):
     def sample_indices(self, n: int, generator: torch.Generator) -> np.ndarray:
         """n indices for a training batch: uniform with replacement, unless overridden."""
         return torch.randint(len(self), (n,), generator=generator).numpy()
+
+    def sample_pairs(
+        self, n: int, k: int, generator: torch.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """n pairs of indices whose factors differ in k factors (a factor grid draws them)."""
+        raise UntwineError(
+            f"{type(self).__name__} draws no pairs; pairs that differ in k factors come from a "
+            "factor grid (dsprites and its variants, shapes3d, the official files)"
+        )
 
     def held_out_indices(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Up to n indices to check a model on: random draws unless a validation split exists."""
@@ -120,6 +130,33 @@ class GroundTruthDataset(Dataset):
     ) -> np.ndarray:
         """The grid index of each factor vector (n, k): one image each, nothing to draw."""
         return self.factors_to_index(factors)
+
+    def sample_pairs(
+        self, n: int, k: int, generator: torch.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """n pairs of indices whose factors differ in exactly k factors (Locatello et al. 2020).
+
+        The first of a pair is a training draw (`sample_indices`); the second changes k of the
+        factors that vary, chosen uniformly, each to a value drawn uniformly among its others.
+        k = -1 draws k for each pair uniformly from 1..F-1 (F: the factors that vary). This
+        follows the paper; disentanglement_lib's sampler changes 1 or k factors with even odds
+        and may redraw a factor's own value, so that its pairs can differ in fewer.
+        """
+        sizes = torch.tensor(self.factor_sizes)
+        varying = sizes > 1
+        most = int(varying.sum()) - 1  # a pair shares at least one factor
+        if not (k == -1 or 1 <= k <= most):
+            raise UntwineError(
+                f"pairs differ in k factors: -1 (drawn for each pair) or 1..{most} here, got {k}"
+            )
+        first = self.sample_indices(n, generator)
+        factors = torch.from_numpy(self.index_to_factors(first))
+        counts = torch.randint(1, most + 1, (n, 1), generator=generator) if k == -1 else k
+        keys = torch.rand(factors.shape, generator=generator).masked_fill(~varying, 2.0)
+        changed = keys.argsort(1).argsort(1) < counts  # the `counts` lowest keys of each row
+        steps = 1 + (torch.rand(factors.shape, generator=generator) * (sizes - 1)).long()
+        second = torch.where(changed, (factors + steps) % sizes, factors)
+        return first, self.factors_to_index(second.numpy())
 
     def resample_sharing(
         self, factors: np.ndarray, fixed: np.ndarray, rng: np.random.Generator

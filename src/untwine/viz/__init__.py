@@ -5,6 +5,7 @@ from untwine.viz.grid import compose, save_png
 from untwine.viz.knobs import Knob, factor_latent_matrix, knob_matrix_figure, knob_names
 from untwine.viz.samples import (
     dataset_head,
+    dataset_pairs,
     dataset_samples,
     model_sample_rows,
     model_samples,
@@ -24,6 +25,7 @@ __all__ = [
     "code_traversal_grid",
     "compose",
     "dataset_head",
+    "dataset_pairs",
     "dataset_samples",
     "factor_latent_matrix",
     "kl_bars",

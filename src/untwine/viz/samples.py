@@ -54,6 +54,19 @@ def dataset_samples(
     return _grid(dataset.observations(indices).transpose(0, 3, 1, 2), columns)
 
 
+def dataset_pairs(
+    dataset: Dataset, n: int = 16, k: int = -1, *, columns: int = 8, seed: int = 0
+) -> Image.Image:
+    """n training pairs that differ in k factors (`sample_pairs`), each image above its partner."""
+    first, second = dataset.sample_pairs(n, k, torch.Generator().manual_seed(seed))
+    rows = -(-n // columns)
+    cells = np.zeros((rows * columns, 2, *dataset.observation_shape), np.uint8)
+    cells[:n, 0] = dataset.observations(first).transpose(0, 3, 1, 2)
+    cells[:n, 1] = dataset.observations(second).transpose(0, 3, 1, 2)
+    by_row = cells.reshape(rows, columns, *cells.shape[1:]).swapaxes(1, 2)  # a row of partners
+    return compose(by_row.reshape(rows * 2, columns, *cells.shape[2:]))
+
+
 def _grid(images: np.ndarray, columns: int) -> Image.Image:
     """uint8 images (n, C, H, W) in rows of `columns`, the last row padded with blanks."""
     rows = -(-len(images) // columns)
