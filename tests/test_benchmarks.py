@@ -5,6 +5,7 @@ against hand values."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +17,8 @@ import numpy as np
 import pytest
 import torch
 
+import untwine
+from tests.conftest import tiny_config
 from untwine import runs
 from untwine.models import MODELS, VAEBase
 from untwine.sweep import load_study
@@ -140,3 +143,15 @@ def test_position_angle_reads_the_turn_of_the_plane(degrees, signs):
     found = module.plane_angle(codes, x, y)
     assert sorted(found["latents"]) == [1, 4]
     assert found["angle"] == pytest.approx(min(degrees % 90, 90 - degrees % 90), abs=1.0)
+
+
+def test_the_evaluate_benchmark_times_both_paths_and_finds_the_same_scores(tmp_path):
+    run = untwine.train(tiny_config(), tmp_path / "run", progress=False)
+    script = [sys.executable, str(BENCHMARKS / "evaluate.py"), "--run", str(run)]
+    done = subprocess.run([*script, "--samples", "60"], capture_output=True, text=True, check=True)
+    report = json.loads(done.stdout)
+    cached, fresh = report["cached"], report["uncached"]
+    assert report["same_keys"] and report["max_score_difference"]["difference"] == 0
+    assert cached["observations"] == fresh["observations"] == 737_280
+    assert report["speedup"] == pytest.approx(fresh["seconds"] / cached["seconds"], abs=0.01)
+    assert cached["peak_mb"] > 0 and report["target_s"] == 90

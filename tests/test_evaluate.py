@@ -12,7 +12,7 @@ import untwine
 from tests.conftest import run_cli, tiny_config
 from untwine import runs
 from untwine.data import GroundTruthDataset
-from untwine.encoded import MIN_FILL, EncodedDataset
+from untwine.encoded import EncodedDataset, batch_size_for
 from untwine.errors import UntwineWarning
 from untwine.evaluate import code_table, evaluate, metrics_for
 from untwine.metrics import METRICS, measure
@@ -231,7 +231,7 @@ class _BigGrid(_Grid):
 
 
 @pytest.mark.parametrize("grid", [_Grid, _BigGrid])
-def test_a_code_table_encodes_each_drawn_observation_once_in_batches_of_32_or_more(grid):
+def test_a_code_table_encodes_each_drawn_observation_once_in_few_batch_sizes(grid):
     batches = []
 
     def encode(rows):
@@ -245,11 +245,16 @@ def test_a_code_table_encodes_each_drawn_observation_once_in_batches_of_32_or_mo
         factors = table.sample_factors(5, rng)
         np.testing.assert_array_equal(table.observations_from_factors(factors, rng), 2 * factors)
     measure("mig,beta_vae,factor_vae", table, lambda rows: rows.astype(np.float64), samples=50)
-    assert all(len(batch) >= MIN_FILL for batch in batches)  # a short one is topped up
+    assert {len(batch) for batch in batches} <= {32, 64, 128, 256, 512}  # topped up or repeated
     once = np.concatenate([np.unique(batch, axis=0) for batch in batches])  # or repeated
     assert len(once) == len(np.unique(once, axis=0)) == table.encoded == size
     rows = table.observations(np.arange(size))
     np.testing.assert_array_equal(rows, 2 * grid().observations(np.arange(size)))
+
+
+def test_new_rows_go_out_in_powers_of_two_from_32_or_whole_batches_of_512():
+    sizes = {rows: batch_size_for(rows) for rows in (1, 12, 32, 33, 300, 512, 513, 1500)}
+    assert sizes == {1: 32, 12: 32, 32: 32, 33: 64, 300: 512, 512: 512, 513: 1024, 1500: 1536}
 
 
 class _NoisyGrid(_Grid):

@@ -1,5 +1,6 @@
 """untwine: disentangled representation learning, trained, measured and seen on one stack."""
 
+from untwine.allocator import reuse_freed_memory
 from untwine.config import RunConfig, resolve_config
 from untwine.data import Dataset, GroundTruthDataset, load_dataset
 from untwine.errors import UntwineError
@@ -22,6 +23,7 @@ __all__ = [
     "read_config",
     "report",
     "resolve_config",
+    "reuse_freed_memory",
     "train",
     "traverse",
 ]

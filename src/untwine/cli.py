@@ -238,7 +238,7 @@ def evaluate(
     """Score RUN with the chosen metrics; writes RUN/metrics.json and prints a table.
 
     On a finite dataset (every procedural grid, a user's files) each observation the metrics
-    draw is encoded once; the scores are those of encoding every draw.
+    draw is encoded once, with the draws of encoding every draw (--code-table-mb 0).
     """
     from untwine.evaluate import evaluate as score_run
     from untwine.train import resolve_device

@@ -17,17 +17,27 @@ import torch
 
 from untwine.data import Dataset
 
-FILL = 4096  # observations rendered and encoded per fill: big batches encode fastest
-MIN_FILL = 32  # fewer new rows are topped up with rows not yet drawn: CPU kernels for tiny
-# batches round differently (under 12 rows move a code by ~1e-7), and a code must not depend on
-# when its index was first drawn
+FILL = 4096  # observations rendered at once
+BATCH = 512  # rows per encoder call: the MLP's and conv64's fastest on two cores
+MIN_BATCH = 32  # CPU kernels round batches under 12 rows differently (a code moves by ~1e-7)
+
+
+def batch_size_for(rows: int) -> int:
+    """The encoder batch that `rows` new rows go out in: a power of two from MIN_BATCH up to
+    BATCH, or whole BATCHes. Few sizes let the allocator reuse its blocks (varied sizes grew a
+    conv encoder's heap past 2.5 GB), and no batch is small enough to round differently."""
+    if rows >= BATCH:
+        return -(-rows // BATCH) * BATCH
+    return max(MIN_BATCH, 1 << (rows - 1).bit_length())
 
 
 class EncodedDataset(Dataset):
     """`dataset` with each observation replaced by `encode`'s float32 row for it (n, width).
 
     The table holds a row per observation (memory `table_bytes`); a row is computed the first
-    time its index is drawn. `encoded` counts the rows computed so far.
+    time its index is drawn, in a batch topped up with rows not drawn yet (see
+    `batch_size_for`). `encode` gets at most BATCH images at a time. `encoded` counts the rows
+    computed so far.
     """
 
     def __init__(
@@ -55,15 +65,15 @@ class EncodedDataset(Dataset):
         """The encoder's rows (n, width) for indices (n,), encoding those not seen before."""
         indices = np.asarray(indices)
         new = np.unique(indices[~self._filled[indices]])
-        if 0 < len(new) < MIN_FILL:
-            new = self._topped_up(new)
+        if len(new):
+            new = self._topped_up(new, batch_size_for(len(new)))
         for start in range(0, len(new), FILL):
             self._fill(new[start : start + FILL])
         return self._rows[indices]
 
-    def _topped_up(self, new: np.ndarray) -> np.ndarray:
-        """`new` and the first rows not yet encoded, MIN_FILL in all where that many are left."""
-        extra, need = [], MIN_FILL - len(new)
+    def _topped_up(self, new: np.ndarray, size: int) -> np.ndarray:
+        """`new` and the first rows not yet encoded, `size` in all where that many are left."""
+        extra, need = [], size - len(new)
         while need > 0 and self._cursor < len(self):  # every row below the cursor is encoded
             window = np.arange(self._cursor, min(self._cursor + FILL, len(self)))
             free = window[~self._filled[window] & ~np.isin(window, new)][:need]
@@ -74,8 +84,11 @@ class EncodedDataset(Dataset):
         return np.concatenate([new, *extra])
 
     def _fill(self, indices: np.ndarray) -> None:
-        batch = np.resize(indices, max(len(indices), MIN_FILL))  # repeats a short last batch
-        self._rows[indices] = self._encode(self.dataset.observations(batch))[: len(indices)]
+        images = self.dataset.observations(indices)
+        for start in range(0, len(indices), BATCH):
+            part = images[start : start + BATCH]
+            padded = np.resize(np.arange(len(part)), batch_size_for(len(part)))  # repeats
+            self._rows[indices[start : start + BATCH]] = self._encode(part[padded])[: len(part)]
         self._filled[indices] = True
         self.encoded += len(indices)
 

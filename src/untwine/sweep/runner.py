@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+from untwine.allocator import reuse_freed_memory
 from untwine.config import resolve_config
 from untwine.errors import UntwineError
 from untwine.sweep.cluster import run_on_ray
@@ -147,6 +148,7 @@ def train_and_score(
     from untwine.evaluate import evaluate
     from untwine.train import resolve_device, train
 
+    reuse_freed_memory()  # a worker process, or a Ray task's
     name = Path(run_dir).name
     started = time.perf_counter()
     try:
