@@ -25,19 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+from metrics import calibration_seconds  # benchmarks/metrics.py, beside this script
 
 TARGETS_S = {("dsprites", "mlp"): 90.0, ("dsprites", "conv64"): 240.0, ("shapes3d", "mlp"): 90.0}
 TARGET_SPEEDUP, TARGET_PEAK_MB = 6.0, 1536.0
-
-
-def calibration_seconds() -> float:
-    """A fixed CPU workload: 20 products of 512 x 512 matrices."""
-    a = np.random.default_rng(0).normal(size=(512, 512))
-    start = time.perf_counter()
-    for _ in range(20):
-        a = np.tanh(a @ a / 512)
-    return time.perf_counter() - start
 
 
 def measure_path(run: str, path: str, samples: int) -> dict:
