@@ -10,8 +10,8 @@ import torch
 
 import untwine
 from tests.conftest import run_cli, tiny_config
+from tests.contract.metric_contract import FactorRows
 from untwine import runs
-from untwine.data import GroundTruthDataset
 from untwine.encoded import EncodedDataset, batch_size_for
 from untwine.errors import UntwineWarning
 from untwine.evaluate import code_table, evaluate, metrics_for
@@ -217,13 +217,10 @@ def test_a_user_dataset_and_a_model_without_a_posterior_score_the_same_from_a_co
         _assert_same_scores(cached, fresh)
 
 
-class _Grid(GroundTruthDataset):
-    """A 3 x 4 grid of factors, each observation its factor vector; the encoder reads them."""
+class _Grid(FactorRows):
+    """The metric contract's factor rows on a 3 x 4 grid: fewer observations than a batch."""
 
     factor_names, factor_sizes, observation_shape = ("a", "b"), (3, 4), (2,)
-
-    def observations(self, indices):
-        return self.index_to_factors(indices).astype(np.float32)
 
 
 class _BigGrid(_Grid):
