@@ -217,7 +217,7 @@ def test_datasets_show_draws_pairs_each_image_above_its_partner(tmp_path):
     ]
     assert all((cells[0][c] != cells[1][c]).any() for c in range(8))  # a partner differs
     assert not cells[3][5].any()  # the last row holds 4 pairs; the rest stay blank
-    for k, message in (("0", "or 1..5 here, got 0"), ("-1", None)):
+    for k, message in (("0", "--pairs must be -1 (drawn for each pair) or 1..5"), ("-1", None)):
         done = run_cli("datasets", "show", "shapes3d", "--pairs", k, "--out", str(out), check=False)
         assert (
             (done.returncode == 2 and message in done.stderr) if message else done.returncode == 0

@@ -301,3 +301,84 @@ def test_transparent_pixels_are_laid_on_white(tmp_path):
     image = load_dataset("folder", path=str(tmp_path / "imgs"), size=8).observations([0])[0]
     np.testing.assert_array_equal(image[0, 0], [255, 0, 0])
     np.testing.assert_array_equal(image[7, 0], [255, 255, 255])
+
+
+def _write_frames(folder, names):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):  # frame i is all grey level 10 * i: its own fingerprint
+        Image.fromarray(np.full((8, 8), 10 * i, np.uint8)).save(folder / name)
+
+
+def test_frames_pair_up_in_the_natural_order_of_their_names_within_each_folder(tmp_path):
+    _write_frames(tmp_path / "clips" / "a", [f"frame{i}.png" for i in range(12)])
+    _write_frames(tmp_path / "clips" / "b", ["t1.png", "t2.png"])
+    (tmp_path / "clips" / "a" / "frame5.png").write_bytes(b"not a png")  # a gap in clip a
+    with pytest.warns(UntwineWarning, match="skipped 1 unreadable"):
+        dataset = load_dataset(
+            "folder", path=str(tmp_path / "clips"), size=8, frames=True, validation=0
+        )
+    first, second = dataset.sample_pairs(500, 1, torch.Generator().manual_seed(0))
+    levels = lambda idx: dataset.observations(idx)[:, 0, 0, 0] // 10  # noqa: E731
+    drawn = set(zip(levels(first).tolist(), levels(second).tolist(), strict=True))
+    clip_a = {(i, i + 1) for i in range(11) if 5 not in (i, i + 1)}  # frame9 -> frame10
+    assert drawn == clip_a | {(0, 1)}  # clip b's t1 -> t2 reads levels 0 and 1 too
+    assert len(dataset._training_pairs()) == len(clip_a) + 1  # never across the two clips
+
+
+def test_frames_keep_only_pairs_inside_the_training_split(tmp_path):
+    _write_frames(tmp_path / "clip", [f"{i:03d}.png" for i in range(20)])
+    dataset = load_dataset("folder", path=str(tmp_path / "clip"), size=8, frames=True)
+    first, second = dataset.sample_pairs(300, 1, torch.Generator().manual_seed(0))
+    held = set(dataset.validation_indices.tolist())
+    assert not held & (set(first.tolist()) | set(second.tolist()))
+    kept = sum(not {i, i + 1} & held for i in range(19))  # frames 000..019 are images 0..19
+    assert f"19 pairs, {kept} with both observations in the training split" in dataset.notes
+    assert len(set(zip(first.tolist(), second.tolist(), strict=True))) == kept
+
+
+def test_an_npz_pairs_array_is_drawn_as_given(tmp_path):
+    np.savez(
+        tmp_path / "pairs.npz",
+        images=np.zeros((10, 8, 8), np.uint8),
+        pairs=np.array([[0, 3], [4, 7], [8, 9]]),
+    )
+    dataset = load_dataset("array", path=str(tmp_path / "pairs.npz"), validation=0)
+    first, second = dataset.sample_pairs(200, 1, torch.Generator().manual_seed(0))
+    assert set(zip(first.tolist(), second.tolist(), strict=True)) == {(0, 3), (4, 7), (8, 9)}
+    with pytest.warns(UntwineWarning, match="model.k=2 is not used: this data's pairs come as"):
+        dataset.check_pairs(2, "model.k")
+
+
+@pytest.mark.parametrize(
+    ("pairs", "message"),
+    [
+        (np.array([[0, 3], [4, 10]]), r"pairs row 1 is \[4, 10\], outside the 10 observations"),
+        (np.array([[0, -1]]), r"pairs row 0 is \[0, -1\], outside the 10 observations"),
+        (np.array([0, 3]), r"pairs must be \(M, 2\) observation indices, got \(2,\)"),
+        (np.array([[0.0, 3.0]]), "pairs must be integer indices, got dtype float64"),
+    ],
+)
+def test_a_bad_pairs_array_is_a_one_line_error(tmp_path, pairs, message):
+    np.savez(tmp_path / "bad.npz", images=np.zeros((10, 8, 8), np.uint8), pairs=pairs)
+    with pytest.raises(UntwineError, match=message):
+        load_dataset("array", path=str(tmp_path / "bad.npz"))
+
+
+def test_bad_pair_data_stops_training_with_one_line_and_exit_2(tmp_path):
+    _write_frames(tmp_path / "one", ["only.png"])
+    np.save(tmp_path / "plain.npy", np.zeros((10, 8, 8), np.uint8))
+    tiny = ("--steps", "2", "--batch-size", "4", "model.hidden=[8]")
+    cases = [
+        (
+            ("--dataset", f"folder:{tmp_path / 'one'}", "data.size=8", "data.frames=true"),
+            "data.frames pairs consecutive frames of one folder, but no folder in",
+        ),
+        (("--dataset", f"array:{tmp_path / 'plain.npy'}"), "this data has no pairs: a folder"),
+        (("model.k=7",), "model.k must be -1 (drawn for each pair) or 1..4, as pairs here"),
+    ]
+    for i, (data, message) in enumerate(cases):
+        out = tmp_path / f"run{i}"
+        args = ("train", "--model", "adagvae", "--out", str(out), *tiny, *data)
+        result = run_cli(*args, check=False)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()

@@ -571,6 +571,7 @@ def datasets_show(
         return
     label = name.split(":")[0]
     if pairs is not None:
+        dataset.check_pairs(pairs, "--pairs")
         figure = dataset_pairs(dataset, count, pairs, seed=seed)
         path = save_png(figure, out or f"{label}-pairs.png")
         differ = {-1: "1..F-1 factors, drawn for each pair", 1: "1 factor"}.get(

@@ -17,9 +17,11 @@ from untwine.errors import UntwineError
 class ArrayDataset(UserDataset):
     """An array file: images (N,H,W), (N,H,W,C) or (N,C,H,W), or rows (N,F); .npy or .npz.
 
-    In an .npz, the observations are `key` (default: `images`, or the only other array) and
-    factors come from `factors` (N, k), named by `factor_names` if present. uint8 images are
-    scaled to [0, 1]; any other dtype is used as float32, as it is. A .npy is memory-mapped.
+    In an .npz, the observations are `key` (default: `images`, or the only other array),
+    factors come from `factors` (N, k), named by `factor_names` if present, and `pairs` (M, 2)
+    lists observation indices that pair up for the pair models (two frames of one video, two
+    photos of one object). uint8 images are scaled to [0, 1]; any other dtype is used as
+    float32, as it is. A .npy is memory-mapped.
     """
 
     @staticmethod
@@ -41,7 +43,7 @@ class ArrayDataset(UserDataset):
     ) -> None:
         self.notes = []
         file = Path(path).expanduser()
-        data, factors, names = _read_array_file(file, key)
+        data, factors, names, pairs = _read_array_file(file, key)
         layout = _layout(data.shape, file)
         _check_values(data, file)
         if data.ndim == 3:
@@ -64,7 +66,9 @@ class ArrayDataset(UserDataset):
             self.notes.extend(notes)
         if layout == "rows":
             self.feature_names = tuple(f"x{i}" for i in range(data.shape[1]))
-        self._setup(data, layout, labels, names, validation, split_seed)
+        if pairs is not None:
+            pairs = _checked_pairs(pairs, len(data), file)
+        self._setup(data, layout, labels, names, validation, split_seed, pairs)
 
     @classmethod
     def suggested_model_options(cls, options: dict[str, Any]) -> dict[str, Any]:
@@ -80,8 +84,8 @@ class ArrayDataset(UserDataset):
 
 def _read_array_file(
     file: Path, key: str | None
-) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...]]:
-    """Observations, factors (or None) and factor names from a .npy or .npz file."""
+) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...], np.ndarray | None]:
+    """Observations, factors (or None), factor names and pairs (or None) from a .npy or .npz."""
     if not file.is_file():
         raise UntwineError(f"array file {file} does not exist")
     if file.suffix not in (".npy", ".npz"):
@@ -90,12 +94,13 @@ def _read_array_file(
         if file.suffix == ".npy":
             if key is not None:
                 raise UntwineError("data.key only applies to .npz files")
-            return np.load(file, mmap_mode="r", allow_pickle=False), None, ()
+            return np.load(file, mmap_mode="r", allow_pickle=False), None, (), None
         with np.load(file, allow_pickle=False) as archive:
             key = _observation_key(archive.files, key, file)
             factors = archive["factors"] if "factors" in archive.files else None
             names = archive["factor_names"] if "factor_names" in archive.files else ()
-            return archive[key], factors, tuple(str(n) for n in np.ravel(names))
+            pairs = archive["pairs"] if "pairs" in archive.files else None
+            return archive[key], factors, tuple(str(n) for n in np.ravel(names)), pairs
     except (OSError, ValueError, zipfile.BadZipFile) as error:
         if isinstance(error, UntwineError):
             raise
@@ -124,9 +129,25 @@ def _check_values(data: np.ndarray, file: Path) -> None:
             )
 
 
+def _checked_pairs(pairs: np.ndarray, n: int, file: Path) -> np.ndarray:
+    """`pairs` as (M, 2) int64 indices of the n observations, or a one-line error."""
+    if pairs.ndim != 2 or pairs.shape[1] != 2 or len(pairs) == 0:
+        raise UntwineError(f"{file}: pairs must be (M, 2) observation indices, got {pairs.shape}")
+    if not np.issubdtype(pairs.dtype, np.integer):
+        raise UntwineError(f"{file}: pairs must be integer indices, got dtype {pairs.dtype}")
+    outside = (pairs < 0) | (pairs >= n)
+    if outside.any():
+        row = int(np.argmax(outside.any(axis=1)))
+        raise UntwineError(
+            f"{file}: pairs row {row} is {pairs[row].tolist()}, outside the {n} observations "
+            f"(indices 0..{n - 1})"
+        )
+    return pairs.astype(np.int64)
+
+
 def _observation_key(keys: list[str], key: str | None, file: Path) -> str:
     """Which array of an .npz holds the observations."""
-    others = [k for k in keys if k not in ("factors", "factor_names")]
+    others = [k for k in keys if k not in ("factors", "factor_names", "pairs")]
     if key is not None:
         if key not in keys:
             raise UntwineError(f"{file} has no array {key!r}; it has {', '.join(keys)}")

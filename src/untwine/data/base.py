@@ -63,11 +63,19 @@ class Dataset(ABC):
         """n indices for a training batch: uniform with replacement, unless overridden."""
         return torch.randint(len(self), (n,), generator=generator).numpy()
 
+    def check_pairs(self, k: int, option: str = "k") -> None:
+        """Refuse, in one line naming `option`, pairs that differ in k factors where this data
+        cannot give them (a pair model checks at the door)."""
+        raise UntwineError(self._no_pairs())
+
     def sample_pairs(
         self, n: int, k: int, generator: torch.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
         """n pairs of indices whose factors differ in k factors (a factor grid draws them)."""
-        raise UntwineError(
+        raise UntwineError(self._no_pairs())
+
+    def _no_pairs(self) -> str:
+        return (
             f"{type(self).__name__} draws no pairs; pairs that differ in k factors come from a "
             "factor grid (dsprites and its variants, shapes3d, the official files)"
         )
@@ -142,13 +150,10 @@ class GroundTruthDataset(Dataset):
         follows the paper; disentanglement_lib's sampler changes 1 or k factors with even odds
         and may redraw a factor's own value, so that its pairs can differ in fewer.
         """
+        self.check_pairs(k)
         sizes = torch.tensor(self.factor_sizes)
         varying = sizes > 1
-        most = int(varying.sum()) - 1  # a pair shares at least one factor
-        if not (k == -1 or 1 <= k <= most):
-            raise UntwineError(
-                f"pairs differ in k factors: -1 (drawn for each pair) or 1..{most} here, got {k}"
-            )
+        most = int(varying.sum()) - 1
         first = self.sample_indices(n, generator)
         factors = torch.from_numpy(self.index_to_factors(first))
         counts = torch.randint(1, most + 1, (n, 1), generator=generator) if k == -1 else k
@@ -157,6 +162,15 @@ class GroundTruthDataset(Dataset):
         steps = 1 + (torch.rand(factors.shape, generator=generator) * (sizes - 1)).long()
         second = torch.where(changed, (factors + steps) % sizes, factors)
         return first, self.factors_to_index(second.numpy())
+
+    def check_pairs(self, k: int, option: str = "k") -> None:
+        varying = sum(size > 1 for size in self.factor_sizes)
+        most = varying - 1  # a pair shares at least one factor
+        if not (k == -1 or 1 <= k <= most):
+            raise UntwineError(
+                f"{option} must be -1 (drawn for each pair) or 1..{most}, as pairs here share "
+                f"at least one of {varying} varying factors; got {k}"
+            )
 
     def resample_sharing(
         self, factors: np.ndarray, fixed: np.ndarray, rng: np.random.Generator

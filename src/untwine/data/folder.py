@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import itertools
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +28,8 @@ class FolderDataset(UserDataset):
     Every image is cropped to a centred square, resized to `size` x `size`, and converted to
     RGB, or to grey when every image is grey (`color`); unreadable files are skipped and named.
     The decoded images are cached (uint8) under the data root until a file changes.
+    With `frames`, the images are frames ordered in time: within each folder, in the natural
+    order of their names (frame2 before frame10), consecutive frames pair up for the pair models.
     """
 
     @staticmethod
@@ -45,6 +49,7 @@ class FolderDataset(UserDataset):
         color: Literal["auto", "rgb", "grey"] = "auto",
         validation: float = 0.1,
         split_seed: int = 0,
+        frames: bool = False,
     ) -> None:
         self.notes = []
         folder = Path(path).expanduser()
@@ -58,7 +63,7 @@ class FolderDataset(UserDataset):
                 f"no images in {folder}; accepted: {', '.join(s[1:] for s in IMAGE_SUFFIXES)}"
             )
         files, broken = _reachable(folder, files)
-        images, skipped = _cached_folder(folder, files, size, color)
+        images, skipped, kept = _cached_folder(folder, files, size, color)
         skipped = broken + skipped
         if skipped:
             shown = "; ".join(skipped[:5]) + (
@@ -71,11 +76,34 @@ class FolderDataset(UserDataset):
             )
         if len(images) == 0:
             raise UntwineError(f"none of the {len(files)} images in {folder} could be read")
-        self._setup(images, "nhwc", None, (), validation, split_seed)
+        pairs = _consecutive_frames(files, kept, folder) if frames else None
+        self._setup(images, "nhwc", None, (), validation, split_seed, pairs)
 
     @classmethod
     def suggested_model_options(cls, options: dict[str, Any]) -> dict[str, Any]:
         return {} if options.get("size", 64) == 64 else {"arch": "mlp"}
+
+
+def _consecutive_frames(files: list[Path], kept: np.ndarray, folder: Path) -> np.ndarray:
+    """Image indices (M, 2) of frames that follow each other in one folder, both readable."""
+    image_of = dict(zip(kept.tolist(), range(len(kept)), strict=True))  # file -> image index
+    order = sorted(range(len(files)), key=lambda i: (files[i].parent, _natural(files[i].name)))
+    pairs = [
+        (image_of[a], image_of[b])
+        for a, b in itertools.pairwise(order)
+        if files[a].parent == files[b].parent and a in image_of and b in image_of
+    ]
+    if not pairs:
+        raise UntwineError(
+            f"data.frames pairs consecutive frames of one folder, but no folder in {folder} "
+            "holds two readable frames"
+        )
+    return np.array(pairs, np.int64)
+
+
+def _natural(name: str) -> list[int | str]:
+    """A sort key that orders the numbers within names by value: frame2 before frame10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def _reachable(folder: Path, files: list[Path]) -> tuple[list[Path], list[str]]:
@@ -93,8 +121,9 @@ def _reachable(folder: Path, files: list[Path]) -> tuple[list[Path], list[str]]:
 
 def _cached_folder(
     folder: Path, files: list[Path], size: int, color: str
-) -> tuple[np.ndarray, list[str]]:
-    """Decoded images of `files` (n, size, size, C) and the skipped ones, via a cache file."""
+) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Decoded images of `files` (n, size, size, C), the skipped ones, and which of `files`
+    each image is (n,), via a cache file."""
     digest = hashlib.sha1(f"{folder.resolve()}|{size}|{color}".encode())
     for file in files:
         stat = file.stat()
@@ -102,25 +131,28 @@ def _cached_folder(
     cache = data_root() / "cache" / f"folder-{digest.hexdigest()[:16]}.npz"
     if cache.exists():
         with np.load(cache) as stored:
-            return stored["images"], stored["skipped"].tolist()
-    images, skipped = _read_images(folder, files, size, color)
+            if "kept" in stored.files:  # older caches did not say which files they hold
+                return stored["images"], stored["skipped"].tolist(), stored["kept"]
+    images, skipped, kept = _read_images(folder, files, size, color)
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(f".tmp{os.getpid()}.npz")
-    np.savez(tmp, images=images, skipped=np.array(skipped, dtype=str))
+    np.savez(tmp, images=images, skipped=np.array(skipped, dtype=str), kept=kept)
     os.replace(tmp, cache)
-    return images, skipped
+    return images, skipped, kept
 
 
 def _read_images(
     folder: Path, files: list[Path], size: int, color: str
-) -> tuple[np.ndarray, list[str]]:
-    """Decode, crop and resize each file; unreadable ones are listed as 'name (reason)'."""
-    decoded, skipped = [], []
-    for file in files:
+) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Decode, crop and resize each file; unreadable ones are listed as 'name (reason)'; and
+    the index in `files` of each decoded image."""
+    decoded, skipped, kept = [], [], []
+    for i, file in enumerate(files):
         try:
             with Image.open(file) as image:
                 image.load()
                 decoded.append(_square(image, size))
+                kept.append(i)
         except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as e:
             reason = str(e).split(" (")[0] if str(e) else type(e).__name__
             skipped.append(f"{file.relative_to(folder)} ({reason})")
@@ -131,7 +163,7 @@ def _read_images(
     images = np.zeros((len(decoded), size, size, channels), np.uint8)
     for i, image in enumerate(decoded):
         images[i] = as_pixels(image, size, channels)
-    return images, skipped
+    return images, skipped, np.array(kept, np.int64)
 
 
 def as_pixels(image: Image.Image, size: int, channels: int) -> np.ndarray:

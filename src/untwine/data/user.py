@@ -1,18 +1,20 @@
 """The user's own data, what its three sources share: observations in memory, a seeded
 train/validation split, optional factors (continuous ones discretised into quantile bins, as
-the metrics need classes) and `notes` saying what loading did. The sources: `folder.py`
+the metrics need classes), optional pairs for the pair models, and `notes` saying what loading
+did. The sources: `folder.py`
 (images), `array.py` (.npy / .npz files) and `table.py` (CSV).
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import numpy as np
 import torch
 
 from untwine.data.base import Dataset
-from untwine.errors import UntwineError
+from untwine.errors import UntwineError, UntwineWarning
 
 
 class UserDataset(Dataset):
@@ -31,8 +33,13 @@ class UserDataset(Dataset):
         factor_names: tuple[str, ...],
         validation: float,
         split_seed: int,
+        pairs: np.ndarray | None = None,
     ) -> None:
-        """Hold `data`, check and index the factors, and split; the subclasses' last step."""
+        """Hold `data`, check and index the factors, and split; the subclasses' last step.
+
+        `pairs` (M, 2) are observation indices that pair up for the pair models; training
+        draws those whose two observations are both in the training split.
+        """
         if not 0 <= validation < 1:
             raise UntwineError(f"data.validation must be in [0, 1), got {validation}")
         self._data, self._layout = data, layout
@@ -63,6 +70,15 @@ class UserDataset(Dataset):
             f"{n} observations: {len(self.training_indices)} train, {held} validation "
             f"(data.validation={validation}, data.split_seed={split_seed})"
         )
+        self._pairs = None
+        if pairs is not None:
+            training = np.zeros(n, bool)
+            training[self.training_indices] = True
+            self._pairs = pairs[training[pairs].all(axis=1)]
+            self.notes.append(
+                f"{len(pairs)} pairs, {len(self._pairs)} with both observations in the training "
+                "split"
+            )
 
     def __len__(self) -> int:
         return len(self._data)
@@ -77,6 +93,37 @@ class UserDataset(Dataset):
         """Training draws come from the training split only."""
         picks = torch.randint(len(self.training_indices), (n,), generator=generator).numpy()
         return self.training_indices[picks]
+
+    def check_pairs(self, k: int, option: str = "k") -> None:
+        """The data's own pairs must exist; they differ in what they differ in, so k is unused."""
+        self._training_pairs()
+        if k != 1:
+            warnings.warn(
+                f"{option}={k} is not used: this data's pairs come as given (ordered frames or "
+                "its `pairs` array), not drawn to differ in k factors",
+                UntwineWarning,
+                stacklevel=2,
+            )
+
+    def sample_pairs(
+        self, n: int, k: int, generator: torch.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """n of the data's training pairs, drawn uniformly with replacement; k is unused."""
+        pairs = self._training_pairs()
+        rows = torch.randint(len(pairs), (n,), generator=generator).numpy()
+        return pairs[rows, 0], pairs[rows, 1]
+
+    def _training_pairs(self) -> np.ndarray:
+        if self._pairs is None:
+            raise UntwineError(
+                "this data has no pairs: a folder of frames ordered in time takes "
+                "data.frames=true, an .npz file a `pairs` array (M, 2) of observation indices"
+            )
+        if len(self._pairs) == 0:
+            raise UntwineError(
+                "no pair has both observations in the training split; lower data.validation"
+            )
+        return self._pairs
 
     def held_out_indices(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """The validation split (a random n of it when larger); random draws without one."""

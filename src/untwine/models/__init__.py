@@ -1,6 +1,8 @@
 """Models: the abstract VAE and one final class per method; InfoGAN beside them."""
 
 from untwine.models import (
+    adagvae,
+    adamlvae,
     annealedvae,
     betatcvae,
     betavae,
@@ -17,6 +19,8 @@ __all__ = [
     "Model",
     "Posterior",
     "VAEBase",
+    "adagvae",
+    "adamlvae",
     "annealedvae",
     "betatcvae",
     "betavae",

@@ -29,11 +29,14 @@ class Model(Protocol):
     `loss(x, step)` returns every objective named by `objectives()` (and terms to log);
     `representation(x)` is the code the metrics score, (B, latent_dim); `sample(n)` draws
     observations from the model. A VAE adds `encode`/`decode`; InfoGAN adds `generate`.
+    `pair_k` is None for a model of single observations; a pair model (`pairs.py`) trains on
+    batches of P observations then their P partners, drawn to differ in `pair_k` factors.
     """
 
     config: dict[str, Any]
     observation_shape: tuple[int, ...]
     latent_dim: int
+    pair_k: int | None
 
     def objectives(self) -> dict[str, dict[str, Any]]: ...
     def loss(self, x: torch.Tensor, step: int) -> dict[str, torch.Tensor]: ...
@@ -74,6 +77,8 @@ class Posterior:
 class ModelBase(nn.Module):
     """What every model shares with the trainer: refusing data its output cannot reach, and
     (by default) no weight schedule to outlast."""
+
+    pair_k: int | None = None  # single observations, unless a pair model says otherwise
 
     def needs_unit_interval(self) -> tuple[str, str] | None:
         """(what needs data in [0, 1], the option that lifts it); None: any values will do."""
@@ -184,9 +189,16 @@ class VAEBase(ModelBase, ABC):
         z = torch.randn(n, self.latent_dim, generator=generator, device=self.log_scale.device)
         return self.mean_image(z)
 
+    def posterior_parameters(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Mean and log-variance of the q(z|x) the loss samples from, and terms to log: the
+        encoder's own, unless a model pools observations (`pairs.py`)."""
+        return *self.encode(x), {}
+
     def loss(self, x: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         """`loss` to minimise plus every named term; scalars, except `kl_per_dim` (D,)."""
-        mu, logvar = self.encode(x)
+        mu, logvar, pooling = self.posterior_parameters(x)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)  # reparameterisation
         recon = self.nll(self.decode(z), x)
         kl_per_dim = kl_normal(mu, logvar).mean(0)  # (D,)
@@ -195,6 +207,7 @@ class VAEBase(ModelBase, ABC):
             "loss": recon + penalty,
             "recon": recon,
             "kl": kl_per_dim.sum(),
+            **pooling,
             **terms,
             # posterior-collapse monitor: units whose mean varies over the batch
             "active_units": (mu.detach().var(0) > ACTIVE_UNIT_THRESHOLD).sum().float(),

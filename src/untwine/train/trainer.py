@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -53,10 +54,19 @@ def make_optimizers(
 
 
 def sample_batch(
-    dataset: Dataset, size: int, generator: torch.Generator, device: torch.device
+    dataset: Dataset,
+    size: int,
+    generator: torch.Generator,
+    device: torch.device,
+    pair_k: int | None = None,
 ) -> torch.Tensor:
-    """A batch of training images (the dataset says how they are drawn), float (B, C, H, W)."""
-    return to_tensor(dataset.observations(dataset.sample_indices(size, generator)), device)
+    """A batch of `size` training observations (the dataset says how they are drawn), float
+    (B, C, H, W) or (B, F). With `pair_k`, size / 2 first observations, then their partners."""
+    if pair_k is None:
+        indices = dataset.sample_indices(size, generator)
+    else:
+        indices = np.concatenate(dataset.sample_pairs(size // 2, pair_k, generator))
+    return to_tensor(dataset.observations(indices), device)
 
 
 def build(config: RunConfig, dataset: Dataset) -> tuple[RunConfig, Model]:
@@ -76,6 +86,13 @@ def build(config: RunConfig, dataset: Dataset) -> tuple[RunConfig, Model]:
             raise UntwineError(f"model.{key} {given} does not match the data's {value}")
         options[key] = value
     model = create_model(config.model.name, **options)
+    if model.pair_k is not None:
+        dataset.check_pairs(model.pair_k, "model.k")
+        if config.train.batch_size % 2:
+            raise UntwineError(
+                f"train.batch_size counts both observations of each pair: a pair model needs "
+                f"an even number, got {config.train.batch_size}"
+            )
     return replace(config, model=replace(config.model, options=options)), model
 
 
@@ -92,15 +109,15 @@ def train(
     Returns the run directory.
     """
     run_dir = Path(run_dir)
-    dataset = load_dataset(config.data.name, **config.data.options)  # bad data: no folder made
+    dataset = load_dataset(config.data.name, **config.data.options)
+    torch.manual_seed(config.train.seed)
+    config, model = build(config, dataset)  # bad data or options: no folder made
     previous = _prepare_run_dir(run_dir, config, force)
     resuming = previous is not None
     config = _with_threads(config, previous, run_dir)
     device = resolve_device(config.train.device)
     for note in dataset.notes if progress else ():
         tqdm.write(f"data: {note}", file=sys.stderr)
-    torch.manual_seed(config.train.seed)
-    config, model = build(config, dataset)
     model.to(device)
     objectives = model.objectives()
     optimizers = make_optimizers(objectives, config.train.lr)
@@ -137,7 +154,7 @@ def train(
     postfix: dict[str, str] = {}
     with _deferred_interrupt() as interrupted, bar, _flush_denormals(), _cpu_threads(cfg.threads):
         for step in range(start, cfg.steps):
-            x = sample_batch(dataset, cfg.batch_size, sampler, device)
+            x = sample_batch(dataset, cfg.batch_size, sampler, device, model.pair_k)
             if step == start:
                 model.check_data(x)  # at the door: the first batch the model will see
             terms = model.loss(x, step)
