@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import csv
+
 import numpy as np
 import pytest
 import torch
+from fastapi.testclient import TestClient
 from torch.distributions import Normal, kl_divergence
 
+from untwine import runs
 from untwine.data import load_dataset, to_tensor
 from untwine.errors import UntwineError
+from untwine.explore import Explorer
+from untwine.explore.app import create_app
 from untwine.losses import kl_normal, reconstruction
 from untwine.models import create_model
 from untwine.models.adagvae import AdaGVAE
@@ -16,7 +22,7 @@ from untwine.models.adamlvae import AdaMLVAE
 from untwine.models.pairs import kl_between_normals, shared_dimensions
 from untwine.train import build, sample_batch
 
-from .conftest import tiny_config
+from .conftest import run_cli, tiny_config
 
 
 def test_kl_between_normals_is_torchs_kl_per_dimension():
@@ -131,3 +137,26 @@ def test_a_pair_model_refuses_pairs_the_data_cannot_give_at_the_door(overrides, 
     config = tiny_config(**{"model.name": "adagvae", **overrides})
     with pytest.raises(UntwineError, match=message):
         build(config, load_dataset("dsprites"))
+
+
+def test_pair_models_sweep_score_report_and_explore_like_any_other(tmp_path):
+    study = tmp_path / "pairs.yaml"
+    study.write_text(
+        "name: pairs\n"
+        "base: {train: {steps: 4, batch_size: 8, device: cpu},"
+        " model: {latent_dim: 3, hidden: [16]}}\n"
+        "grid: {model.name: [adagvae, adamlvae], model.k: [1, -1]}\n"
+        "seeds: [0]\n"
+        "evaluate: {metrics: 'mig,dci', samples: 200}\n"
+    )
+    run_cli("sweep", str(study), "--out", str(tmp_path / "out"))
+    with open(tmp_path / "out" / "results.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["status"] for row in rows] == ["done"] * 4
+    assert all(0 <= float(row["mig"]) <= 1 for row in rows)
+    run = tmp_path / "out" / "runs" / "adamlvae-k_1-s0"
+    assert "shared_dims" in runs.read_log(run)[-1]
+    run_cli("report", str(run))
+    assert (run / "report.html").exists() and (run / "figures" / "traversal.png").exists()
+    info = TestClient(create_app(Explorer([run]))).get("/api/describe").json()
+    assert len(info["runs"][0]["latents"]) == 3
