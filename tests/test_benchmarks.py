@@ -20,6 +20,7 @@ import torch
 import untwine
 from tests.conftest import tiny_config
 from untwine import runs
+from untwine.data.base import GroundTruthDataset
 from untwine.models import MODELS, VAEBase
 from untwine.sweep import load_study
 
@@ -155,3 +156,35 @@ def test_the_evaluate_benchmark_times_both_paths_and_finds_the_same_scores(tmp_p
     assert cached["observations"] == fresh["observations"] == 737_280
     assert report["speedup"] == pytest.approx(fresh["seconds"] / cached["seconds"], abs=0.01)
     assert cached["peak_mb"] > 0 and report["target_s"] == 90
+
+
+class _FactorRows(GroundTruthDataset):
+    """A 3 x 4 x 5 grid whose observations are its factor vectors."""
+
+    factor_names, factor_sizes, observation_shape = ("a", "b", "c"), (3, 4, 5), (3,)
+
+    def observations(self, indices):
+        return self.index_to_factors(indices).astype(np.float32)
+
+
+class _Reader:
+    """Reads factor j into latent order[j], sharply; latent 3 is noise of the prior's width."""
+
+    def __init__(self, order):
+        self.order = order
+
+    def encode(self, x):
+        mu = torch.zeros(len(x), 4)
+        mu[:, self.order] = x
+        mu[:, 3] = torch.randn(len(x), generator=torch.Generator().manual_seed(len(x)))
+        logvar = torch.full_like(mu, -6.0)
+        logvar[:, 3] = 0.0
+        return mu, logvar
+
+
+def test_pair_selection_finds_the_one_latent_each_factor_moves():
+    module = _load("pair_selection")
+    report = module.selection_by_factor(_Reader([2, 0, 1]), _FactorRows(), 500, seed=0)
+    assert {name: row["latent"] for name, row in report.items()} == {"a": 2, "b": 0, "c": 1}
+    assert all(row["share"] == row["alone"] == 1.0 for row in report.values())
+    assert all(row["unpooled"] == 1.0 for row in report.values())
