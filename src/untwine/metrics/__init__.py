@@ -15,6 +15,7 @@ from untwine.metrics.sap import sap
 from untwine.metrics.modularity import explicitness, modularity
 from untwine.metrics.irs import irs
 from untwine.metrics.mcc import mcc
+from untwine.metrics.infomec import infomec
 from untwine.metrics.unsupervised import unsupervised
 from untwine.metrics.tc_critic import tc_critic
 from untwine.metrics.beta_vae import beta_vae_score
@@ -54,6 +55,7 @@ __all__ = [
     "factor_vae_score",
     "headline_keys",
     "histogram_discretize",
+    "infomec",
     "irs",
     "keep_runnable",
     "mcc",
