@@ -325,6 +325,15 @@ def test_frames_pair_up_in_the_natural_order_of_their_names_within_each_folder(t
     assert len(dataset._training_pairs()) == len(clip_a) + 1  # never across the two clips
 
 
+def test_datasets_show_draws_a_folders_frames_as_they_pair(tmp_path):
+    _write_frames(tmp_path / "clip", [f"f{i}.png" for i in range(6)])
+    out = tmp_path / "pairs.png"
+    args = ("datasets", "show", f"folder:{tmp_path / 'clip'}", "data.size=8", "data.frames=true")
+    result = run_cli(*args, "--pairs", "1", "--n", "3", "--out", str(out))
+    assert f"3 pairs of folder:{tmp_path / 'clip'} as the data pairs them:" in result.stdout
+    assert Image.open(out).size[0] > 0
+
+
 def test_frames_keep_only_pairs_inside_the_training_split(tmp_path):
     _write_frames(tmp_path / "clip", [f"{i:03d}.png" for i in range(20)])
     dataset = load_dataset("folder", path=str(tmp_path / "clip"), size=8, frames=True)

@@ -558,7 +558,7 @@ def datasets_show(
 
     For a table, print its first N training rows as the model sees them (standardised).
     """
-    from untwine.data import load_dataset
+    from untwine.data import GroundTruthDataset, load_dataset
     from untwine.viz import dataset_head, dataset_pairs, dataset_samples, save_png
 
     given = [f"data.name={name}", *([f"data.factors={factors}"] if factors else [])]
@@ -577,7 +577,9 @@ def datasets_show(
         differ = {-1: "1..F-1 factors, drawn for each pair", 1: "1 factor"}.get(
             pairs, f"{pairs} factors"
         )
-        click.echo(f"{count} pairs of {name} that differ in {differ}: {path}")
+        grid = isinstance(dataset, GroundTruthDataset)
+        what = f"that differ in {differ}" if grid else "as the data pairs them"
+        click.echo(f"{count} pairs of {name} {what}: {path}")
         return
     path = save_png(dataset_samples(dataset, count, seed=seed), out or f"{label}-samples.png")
     click.echo(
