@@ -4,7 +4,8 @@ the registry (`METRICS`) with what it reads, the keys it writes and what they me
 
 `score(codes, factors, ...)` runs any set of the metrics that read codes (those that need no
 factors when there are none) and returns one flat dict with the keys that `untwine evaluate`
-writes to metrics.json.
+writes to metrics.json. `udr(...)` scores runs against one another rather than one model
+against factors, so it is not filed with them.
 """
 
 # isort: off
@@ -42,6 +43,7 @@ from untwine.metrics.registry import (
     runnable,
     score,
 )
+from untwine.metrics.udr import udr
 
 __all__ = [
     "KINDS",
@@ -76,5 +78,6 @@ __all__ = [
     "sap",
     "score",
     "tc_critic",
+    "udr",
     "unsupervised",
 ]
