@@ -16,9 +16,11 @@ import pytest
 from tests.conftest import run_cli
 from untwine import runs
 from untwine.errors import UntwineError
+from untwine.evaluate import agreement
 from untwine.sweep import load_study, run_study
 from untwine.sweep.cluster import gpu_requests
 from untwine.sweep.runner import study_lock
+from untwine.sweep.store import ResultStore
 
 TINY = """
 base:
@@ -138,6 +140,29 @@ def test_a_sweep_trains_scores_and_tables_each_run_and_a_rerun_redoes_nothing(tm
     again = []
     assert run_study(load_study(path), out, on_result=lambda row, left: again.append(row)) == rows
     assert again == []  # nothing retrained, nothing rescored
+
+
+def test_seeds_of_one_setting_are_scored_against_each_other_by_udr(tmp_path):
+    path = _study(tmp_path, "grid: {model.beta: [1, 4]}\nseeds: [0, 1, 2]\n")
+    out = tmp_path / "out"
+    rows = run_study(load_study(path), out)
+    udr = {row["name"]: row["metrics"]["udr"] for row in rows}
+    assert len(udr) == 6 and all(0 <= value <= 1 for value in udr.values())
+    names = [f"betavae-beta1-s{seed}" for seed in range(3)]
+    expected = agreement([out / "runs" / name for name in names], samples=100)
+    assert [udr[name] for name in names] == pytest.approx(expected, abs=1e-6)
+    assert "| udr |" in (out / "results.md").read_text().splitlines()[2]
+    store = ResultStore(out / "study.db")  # as an untwine without UDR scored them
+    for row in rows:
+        store.finish(row["name"], {"mig": row["metrics"]["mig"]}, row["train_s"])
+    store.close()
+    again = run_study(load_study(path), out)
+    assert [row["metrics"]["udr"] for row in again] == pytest.approx(list(udr.values()))
+
+
+def test_a_setting_with_one_seed_has_no_udr(tmp_path):
+    rows = run_study(load_study(_study(tmp_path, "grid: {model.beta: [1, 4]}\n")), tmp_path / "o")
+    assert all("udr" not in row["metrics"] for row in rows)
 
 
 def test_a_sweep_cut_short_resumes_with_the_runs_it_had_not_finished(tmp_path):

@@ -286,3 +286,31 @@ def evaluate(
         }
         atomic_write(run_dir / runs.METRICS, (json.dumps(record, indent=2) + "\n").encode())
     return results
+
+
+def agreement(
+    run_dirs: Iterable[str | Path],
+    *,
+    samples: int = 10_000,
+    seed: int = 0,
+    batch_size: int = 256,
+    device: str = "cpu",
+) -> list[float]:
+    """Each run's UDR (`untwine.metrics.udr`) among `run_dirs`, runs of one setting that
+    differ by seed: their representations of the same `samples` training observations
+    (drawn with `seed` from the first run's data), with a VAE's latents under 0.01 nats of KL
+    on them left out. Reads no factors."""
+    run_dirs = [Path(run_dir) for run_dir in run_dirs]
+    _, _, dataset = runs.open_run(run_dirs[0], device)
+    indices = dataset.sample_indices(samples, torch.Generator().manual_seed(seed))
+    images = dataset.observations(indices)
+    representations, kls = [], []
+    for run_dir in run_dirs:
+        _, model, _ = runs.open_run(run_dir, device, dataset=False)
+        representations.append(representation_function(model, batch_size=batch_size)(images))
+        if isinstance(model, VAEBase):
+            mu, logvar = posterior_function(model, batch_size=batch_size)(images)
+            kls.append(kl_normal(torch.from_numpy(mu), torch.from_numpy(logvar)).mean(0).numpy())
+        else:
+            kls.append(None)
+    return m.udr(representations, kls)["scores"].tolist()

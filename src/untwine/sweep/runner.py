@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import socket
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 from untwine.allocator import reuse_freed_memory
 from untwine.config import resolve_config
-from untwine.errors import UntwineError
+from untwine.errors import UntwineError, UntwineWarning
 from untwine.sweep.cluster import run_on_ray
 from untwine.sweep.pool import run_in_pool
 from untwine.sweep.store import ResultStore
@@ -78,6 +80,8 @@ def _run(
         def record(row: dict[str, Any]) -> None:
             if row["status"] == "done":
                 store.finish(row["name"], row["metrics"], row["train_s"])
+                group = next(g for g in _seed_groups(study) if row["name"] in g)
+                add_agreement(study, store, out, [group])
             else:
                 store.fail(row["name"], row["error"])
             write_tables(study, store.rows(names), out)
@@ -96,6 +100,12 @@ def _run(
             )
             for run in todo
         ]
+        unscored = [  # groups done before UDR was scored, or by an older untwine
+            group
+            for group in _seed_groups(study)
+            if any("udr" not in row["metrics"] for row in store.rows(group) if row["metrics"])
+        ]
+        add_agreement(study, store, out, unscored)
         write_tables(study, store.rows(names), out)
         if not calls:
             return store.rows(names)
@@ -110,6 +120,37 @@ def _run(
         return store.rows(names)
     finally:
         store.close()
+
+
+def add_agreement(study: Study, store: ResultStore, out: Path, groups: list[list[str]]) -> None:
+    """Score each group of runs that differ only by seed with UDR (`evaluate.agreement`),
+    once two or more are done, into each run's metrics as `udr`. Only for a scored study;
+    a group that cannot be compared (a run folder gone, say) is named in a warning."""
+    from untwine.evaluate import agreement
+
+    if not study.metrics:
+        return
+    for group in groups:
+        done = [row["name"] for row in store.rows(list(group)) if row["status"] == "done"]
+        if len(done) < 2:
+            continue
+        try:
+            scores = agreement([out / RUNS / name for name in done], samples=study.samples)
+        except UntwineError as error:
+            warnings.warn(f"UDR of {', '.join(done)}: {error}", UntwineWarning, stacklevel=2)
+            continue
+        for name, score in zip(done, scores, strict=True):
+            store.add_scores(name, {"udr": round(score, 6)})
+
+
+def _seed_groups(study: Study) -> list[list[str]]:
+    """The study's runs grouped by their config less train.seed, in grid order."""
+    groups: dict[str, list[str]] = {}
+    for run in study.runs:
+        config = run.config.to_dict()
+        key = json.dumps({**config, "train": {**config["train"], "seed": None}}, sort_keys=True)
+        groups.setdefault(key, []).append(run.name)
+    return list(groups.values())
 
 
 @contextlib.contextmanager

@@ -95,6 +95,15 @@ class ResultStore:
             (json.dumps(metrics), train_s, time.time(), name),
         )
 
+    def add_scores(self, name: str, scores: dict[str, Any]) -> None:
+        """Merge `scores` into a finished run's metrics (a study-level score such as UDR)."""
+        row = self._row(name)
+        metrics = {**(json.loads(row["metrics"]) if row["metrics"] else {}), **scores}
+        self._db.execute(
+            "UPDATE runs SET metrics=?, updated=? WHERE name=?",
+            (json.dumps(metrics), time.time(), name),
+        )
+
     def fail(self, name: str, error: str) -> None:
         self._db.execute(
             "UPDATE runs SET status='failed', error=?, updated=? WHERE name=?",
