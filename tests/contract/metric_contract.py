@@ -47,6 +47,12 @@ def entangled(observations: np.ndarray) -> np.ndarray:
     return observations @ np.array([[1.0, 0.9, 0.8], [0.8, 1.0, 0.9], [0.9, 0.8, 1.0]])
 
 
+def summed(observations: np.ndarray) -> np.ndarray:
+    """Two latents, a + b and b + c: three factors cannot be read back from them, so a guess
+    at one moves with the others."""
+    return observations @ np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+
+
 def noise(seed: int):
     """An encoder and posterior that ignore the input: codes drawn afresh each call."""
     rng = np.random.default_rng(seed)
@@ -80,12 +86,15 @@ def check_keys_and_values(metric: Metric) -> None:
 
 def check_identity_beats_a_bad_code(metric: Metric) -> None:
     """The perfect code scores better than noise (a metric of factors) or than entangled codes
-    (a metric of the codes alone, which cannot tell noise from factors)."""
+    (a metric of the codes alone, which cannot tell noise from factors), or the code its
+    `bad_code` names (fairness: summed factors, since a predictor of noise or of an invertible
+    mix is fair)."""
     good = scores(metric, identity, identity_posterior)[metric.main]
-    if metric.needs_factors:
+    bad_code = metric.bad_code or ("noise" if metric.needs_factors else "entangled")
+    if bad_code == "noise":
         bad = scores(metric, *noise(1))[metric.main]
     else:
-        bad = scores(metric, entangled)[metric.main]
+        bad = scores(metric, {"entangled": entangled, "summed": summed}[bad_code])[metric.main]
     margin = 0.1 if metric.better == "higher" else -0.1
     assert (good - bad - margin) * (1 if metric.better == "higher" else -1) > 0, (good, bad)
 

@@ -21,6 +21,7 @@ from untwine.metrics.unsupervised import unsupervised
 from untwine.metrics.tc_critic import tc_critic
 from untwine.metrics.beta_vae import beta_vae_score
 from untwine.metrics.factor_vae import factor_vae_score
+from untwine.metrics.fairness import fairness
 from untwine.metrics.mig_chen import mig_chen, mig_chen_per_factor
 
 # isort: on
@@ -55,6 +56,7 @@ __all__ = [
     "enough_codes",
     "explicitness",
     "factor_vae_score",
+    "fairness",
     "headline_keys",
     "histogram_discretize",
     "infomec",

@@ -20,10 +20,20 @@ def sample_codes(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Codes and factor indices of `n` images drawn afresh and uniformly from the grid."""
     factors = dataset.sample_factors(n, rng)
-    codes = np.concatenate(
+    return encode_factors(dataset, encode, factors, rng, chunk), factors
+
+
+def encode_factors(
+    dataset: Dataset,
+    encode: RepresentationFn,
+    factors: np.ndarray,
+    rng: np.random.Generator,
+    chunk: int = 1024,
+) -> np.ndarray:
+    """Codes (n, d) of one image per factor vector (n, k), `chunk` images per encoder call."""
+    return np.concatenate(
         [
             encode(dataset.observations_from_factors(factors[i : i + chunk], rng))
-            for i in range(0, n, chunk)
+            for i in range(0, len(factors), chunk)
         ]
     )
-    return codes, factors

@@ -96,6 +96,9 @@ class Metric:
     per_factor: str | None = None  # meaning of each `<name>.<factor>` term, "{factor}" filled
     measures: str | None = None  # a loss term models log that this metric measures independently
     references: tuple[str, ...] = field(default=())  # papers, for `untwine metrics`
+    # the code it rates worse than the perfect one, for the contract tests (None: noise for a
+    # metric of factors, an invertible mix of them otherwise; "summed": factors added together)
+    bad_code: Literal["noise", "entangled", "summed"] | None = None
 
     @property
     def main(self) -> str:
