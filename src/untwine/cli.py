@@ -385,7 +385,16 @@ def sample(run: str, count: int, seed: int, out: str | None) -> None:
 @click.argument("run", type=click.Path())
 @seed_option("Inputs and samples shown.")
 def report(run: str, seed: int) -> None:
-    """Write every figure into RUN/figures and one self-contained RUN/report.html."""
+    """Write every figure into RUN/figures and one self-contained RUN/report.html.
+
+    Given a study directory (what `untwine sweep` writes), write STUDY/report.html instead:
+    the study's scores over seeds, how the metrics agree, what explains them, UDR's choices.
+    """
+    if (Path(run) / "study.db").is_file():
+        from untwine.sweep.report import study_report
+
+        click.echo(study_report(run))
+        return
     from untwine.report import report as write_report
 
     runs.read_config(run)

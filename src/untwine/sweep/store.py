@@ -127,6 +127,21 @@ class ResultStore:
                 )
         return found
 
+    def every_run(self) -> list[dict[str, Any]]:
+        """Every row in the order the runs were added, each with its config as a dict."""
+        rows = self._db.execute("SELECT * FROM runs ORDER BY rowid").fetchall()
+        return [
+            {
+                "name": row["name"],
+                "status": row["status"],
+                "config": json.loads(row["config"]),
+                "metrics": json.loads(row["metrics"]) if row["metrics"] else {},
+                "error": row["error"],
+                "train_s": row["train_s"],
+            }
+            for row in rows
+        ]
+
     def _row(self, name: str) -> sqlite3.Row | None:
         return self._db.execute("SELECT * FROM runs WHERE name=?", (name,)).fetchone()
 

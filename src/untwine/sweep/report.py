@@ -1,0 +1,444 @@
+"""A study's own report: STUDY/report.html, the reference study's analysis of its runs.
+
+Read from `study.db` alone (the study file is not needed): every run's scores over seeds per
+setting, how the metrics rank the runs alike or not, how much of each metric the objective,
+its setting and the seed explain, reconstruction against disentanglement, the best run of each
+model with its traversal, how far UDR's choice without labels agrees with the metrics, and
+the failed runs. One offline file, like the run report; rerun it as the study grows.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from untwine.config import DATA_DERIVED_OPTIONS
+from untwine.errors import UntwineError
+from untwine.files import atomic_write
+from untwine.metrics import METRICS, headline_keys
+from untwine.sweep.store import ResultStore
+from untwine.sweep.tables import mean_std
+
+REPORT = "report.html"
+CHOSEN_BY = ("mig", "dci.disentanglement", "factor_vae", "beta_vae")  # first present ranks runs
+RECONSTRUCTION = "reconstruction"
+TOP_SHARE = 0.25  # "a run in the top quarter"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of the study as its report reads it."""
+
+    name: str
+    model: str
+    setting: str  # the model and what sets it apart from the study's other runs, less the seed
+    seed: int
+    status: str
+    metrics: dict[str, Any]
+    error: str | None
+
+
+def study_runs(study_dir: Path) -> list[Run]:
+    """Every run in `study_dir/study.db`, in the order the study lists them."""
+    path = study_dir / "study.db"
+    if not path.is_file():
+        raise UntwineError(f"{study_dir} holds no study.db: give a study directory or a run")
+    store = ResultStore(path)
+    try:
+        rows = store.every_run()
+    finally:
+        store.close()
+    configs = [_flat(row["config"]) for row in rows]
+    found = []
+    for row, config in zip(rows, configs, strict=True):
+        kin = [c for c in configs if c["model.name"] == config["model.name"]]
+        shown = [f"{key.split('.', 1)[1]}={config[key]}" for key in _varying(kin) if key in config]
+        found.append(
+            Run(
+                name=row["name"],
+                model=config["model.name"],
+                setting=" ".join([config["model.name"], *shown]),
+                seed=int(config["train.seed"]),
+                status=row["status"],
+                metrics=row["metrics"],
+                error=row["error"],
+            )
+        )
+    return found
+
+
+def _varying(configs: list[dict[str, Any]]) -> list[str]:
+    """The options, less the seed and what the data sets, that differ between `configs`."""
+    keys = set().union(*configs) - {"model.name", "train.seed"}
+    return sorted(
+        key
+        for key in keys
+        if key.removeprefix("model.") not in DATA_DERIVED_OPTIONS
+        and len({json.dumps(c.get(key), sort_keys=True) for c in configs}) > 1
+    )
+
+
+def _flat(config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        f"{section}.{key}": value
+        for section, options in config.items()
+        for key, value in options.items()
+    }
+
+
+def score_keys(runs: list[Run]) -> list[str]:
+    """The headline scores the done runs have (registry order), then `udr` if scored."""
+    present = {key for run in runs if run.status == "done" for key in run.metrics}
+    keys = [key for key in headline_keys() if key in present]
+    return keys + (["udr"] if "udr" in present else [])
+
+
+def variance_explained(runs: list[Run], key: str) -> dict[str, float] | None:
+    """Shares of the variance of `key` over the done runs explained by the model (objective),
+    by the setting within its model (hyperparameters) and by the seed within its setting
+    (the rest): a nested sum-of-squares decomposition. None with fewer than 3 runs."""
+    done = [run for run in runs if run.status == "done" and key in run.metrics]
+    values = np.array([run.metrics[key] for run in done], dtype=float)
+    if len(done) < 3 or not values.var() > 0:
+        return None
+    models = np.array([run.model for run in done])
+    settings = np.array([run.setting for run in done])
+    model_mean = {m: values[models == m].mean() for m in set(models)}
+    setting_mean = {s: values[settings == s].mean() for s in set(settings)}
+    # settings nest in models, so the three sums of squares add up to the total
+    by_model = sum((model_mean[m] - values.mean()) ** 2 for m in models)
+    by_setting = sum(
+        (setting_mean[s] - model_mean[m]) ** 2 for s, m in zip(settings, models, strict=True)
+    )
+    by_seed = sum((v - setting_mean[s]) ** 2 for v, s in zip(values, settings, strict=True))
+    total = by_model + by_setting + by_seed
+    return {"model": by_model / total, "setting": by_setting / total, "seed": by_seed / total}
+
+
+def rank_correlations(runs: list[Run], keys: list[str]) -> np.ndarray:
+    """Spearman correlation of each pair of `keys` over the runs that have both, (k, k)."""
+    matrix = np.eye(len(keys))
+    for i, a in enumerate(keys):
+        for j, b in enumerate(keys[:i]):
+            pairs = [
+                (run.metrics[a], run.metrics[b])
+                for run in runs
+                if run.status == "done" and a in run.metrics and b in run.metrics
+            ]
+            rho = np.nan
+            if len(pairs) >= 3:
+                x, y = np.array(pairs, dtype=float).T
+                if x.std() > 0 and y.std() > 0:
+                    rho = spearmanr(x, y).statistic
+            matrix[i, j] = matrix[j, i] = rho
+    return matrix
+
+
+def ranking_key(keys: list[str]) -> str | None:
+    """The supervised score that ranks runs: the first of MIG, DCI, FactorVAE, BetaVAE present."""
+    return next((key for key in CHOSEN_BY if key in keys), None)
+
+
+def udr_choices(runs: list[Run], key: str) -> list[dict[str, Any]]:
+    """Per model with UDR on two or more runs: the run UDR ranks first, its rank by `key`, and
+    whether that is in the model's top quarter by `key` (at least its best run)."""
+    found = []
+    for model in dict.fromkeys(run.model for run in runs):
+        scored = [
+            run
+            for run in runs
+            if run.model == model and run.status == "done" and {"udr", key} <= set(run.metrics)
+        ]
+        if len(scored) < 2:
+            continue
+        chosen = max(scored, key=lambda run: run.metrics["udr"])
+        by_score = sorted(scored, key=lambda run: -run.metrics[key])
+        rank = by_score.index(chosen) + 1
+        found.append(
+            {
+                "model": model,
+                "chosen": chosen.name,
+                "rank": rank,
+                "runs": len(scored),
+                "top": rank <= max(1, int(np.ceil(TOP_SHARE * len(scored)))),
+            }
+        )
+    return found
+
+
+def study_report(study_dir: str | Path) -> Path:
+    """Write STUDY/report.html from study.db and the runs' own figures; returns its path."""
+    study_dir = Path(study_dir)
+    runs = study_runs(study_dir)
+    keys = score_keys(runs)
+    done = [run for run in runs if run.status == "done"]
+    ranking = ranking_key(keys)
+    sections = [
+        _section("Scores over seeds", _strips_html(runs, keys)),
+        _section("How the metrics agree", _correlation_html(runs, keys)),
+        _section("What explains each score", _variance_html(runs, keys)),
+        _section("Reconstruction against disentanglement", _tradeoff_html(runs, ranking)),
+        _section("The best run of each model", _best_html(study_dir, runs, ranking)),
+        _section("Choosing without labels (UDR)", _udr_html(runs, keys, ranking)),
+        _section("Failed runs", _failed_html(runs)),
+    ]
+    models = len({run.model for run in runs})
+    summary = (
+        f"{len(runs)} runs of {models} model{'s' * (models != 1)}: {len(done)} done, "
+        f"{sum(run.status == 'failed' for run in runs)} failed, "
+        f"{sum(run.status not in ('done', 'failed') for run in runs)} to run. "
+        "Rerun <code>untwine report</code> on this directory as the study grows."
+    )
+    title = f"untwine study report: {study_dir.name}"
+    page = PAGE.format(
+        title=html.escape(title), summary=summary, body="\n".join(s for s in sections if s)
+    )
+    path = study_dir / REPORT
+    atomic_write(path, page.encode())
+    return path
+
+
+def _section(title: str, body: str) -> str:
+    slug = title.lower().split(" (")[0].replace(" ", "-")
+    return f'<section id="{slug}"><h2>{html.escape(title)}</h2>\n{body}\n</section>' if body else ""
+
+
+def _png(image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    data = base64.b64encode(buffer.getvalue()).decode()
+    return f'<img src="data:image/png;base64,{data}" alt="">'
+
+
+def _meaning(key: str) -> str:
+    if key == "udr":
+        return "UDR: how well the run's latents match its setting's other seeds one to one."
+    for metric in METRICS.values():
+        if key in metric.meanings:
+            return metric.meanings[key]
+    return ""
+
+
+def _strips_html(runs: list[Run], keys: list[str]) -> str:
+    """Each headline score: a column of points (one per seed) per setting."""
+    done = [run for run in runs if run.status == "done"]
+    if not done or not keys:
+        return "<p>No run is done and scored yet.</p>"
+    from untwine.viz.charts import new_figure, render
+
+    settings = list(dict.fromkeys(run.setting for run in runs))
+    figure = new_figure(max(6.0, 1.5 + 1.2 * len(settings)), 1.8 * len(keys) + 1.0)
+    for row, key in enumerate(keys):
+        axes = figure.add_subplot(len(keys), 1, row + 1)
+        for x, setting in enumerate(settings):
+            values = [
+                run.metrics[key] for run in done if run.setting == setting and key in run.metrics
+            ]
+            axes.scatter([x] * len(values), values, s=18, color="#4c72b0", alpha=0.8)
+            if values:
+                axes.hlines(np.mean(values), x - 0.25, x + 0.25, color="#c44e52", linewidth=1)
+        axes.set_xticks(
+            range(len(settings)),
+            settings if row == len(keys) - 1 else [""] * len(settings),
+            rotation=30,
+            ha="right",
+            fontsize=7,
+        )
+        axes.set_ylabel(key, fontsize=8)
+        axes.tick_params(labelsize=7)
+    meanings = "".join(
+        f"<li><code>{html.escape(k)}</code>: {html.escape(_meaning(k))}</li>" for k in keys
+    )
+    header = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+    rows = []
+    for setting in settings:
+        members = [run for run in runs if run.setting == setting]
+        mine = [run for run in done if run.setting == setting]
+        cells = "".join(
+            f"<td>{mean_std([r.metrics[k] for r in mine if k in r.metrics])}</td>" for k in keys
+        )
+        rows.append(
+            f"<tr><td>{html.escape(setting)}</td><td>{len(mine)}/{len(members)}</td>{cells}</tr>"
+        )
+    return (
+        f"<figure>{_png(render(figure))}</figure>"
+        "<p>Each point is a run (a seed); the red bar is the setting's mean. "
+        "Mean ± std over seeds:</p>"
+        f"<table><tr><th>setting</th><th>done</th>{header}</tr>{''.join(rows)}</table>"
+        f"<ul>{meanings}</ul>"
+    )
+
+
+def _correlation_html(runs: list[Run], keys: list[str]) -> str:
+    if len(keys) < 2:
+        return ""
+    matrix = rank_correlations(runs, keys)
+    header = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+    rows = "".join(
+        f"<tr><th>{html.escape(a)}</th>"
+        + "".join(f"<td>{'-' if np.isnan(v) else f'{v:.2f}'}</td>" for v in matrix[i])
+        + "</tr>"
+        for i, a in enumerate(keys)
+    )
+    return (
+        "<p>Spearman rank correlation of each pair of scores over the done runs: 1 means the two "
+        "order the runs alike (the reference study found some metrics agree, others not).</p>"
+        f"<table><tr><th></th>{header}</tr>{rows}</table>"
+    )
+
+
+def _variance_html(runs: list[Run], keys: list[str]) -> str:
+    rows = []
+    for key in [*keys, RECONSTRUCTION]:
+        shares = variance_explained(runs, key)
+        if shares:
+            cells = "".join(f"<td>{shares[part]:.0%}</td>" for part in ("model", "setting", "seed"))
+            rows.append(f"<tr><th>{html.escape(key)}</th>{cells}</tr>")
+    if not rows:
+        return "<p>Needs three or more done runs whose scores differ.</p>"
+    return (
+        "<p>Share of each score's variance over the done runs explained by the objective "
+        "(model), by its setting within the model (hyperparameters) and by the seed within "
+        "the setting (the rest). The reference study found the seed and hyperparameters "
+        "matter more than the objective.</p>"
+        "<table><tr><th>score</th><th>model</th><th>setting</th><th>seed</th></tr>"
+        f"{''.join(rows)}</table>"
+    )
+
+
+def _tradeoff_html(runs: list[Run], key: str | None) -> str:
+    points = [
+        run
+        for run in runs
+        if run.status == "done" and key and {key, RECONSTRUCTION} <= set(run.metrics)
+    ]
+    if not points:
+        return ""
+    from untwine.viz.charts import new_figure, render
+
+    figure = new_figure(6.0, 3.6)
+    axes = figure.add_subplot(1, 1, 1)
+    for model in dict.fromkeys(run.model for run in points):
+        mine = [run for run in points if run.model == model]
+        axes.scatter(
+            [run.metrics[RECONSTRUCTION] for run in mine],
+            [run.metrics[key] for run in mine],
+            label=model,
+            s=20,
+        )
+    axes.set_xlabel("reconstruction (nats per input, lower is better)", fontsize=8)
+    axes.set_ylabel(key, fontsize=8)
+    axes.legend(fontsize=7)
+    axes.tick_params(labelsize=7)
+    return f"<figure>{_png(render(figure))}</figure>"
+
+
+def _best_html(study_dir: Path, runs: list[Run], key: str | None) -> str:
+    if key is None:
+        return ""
+    cards = []
+    for model in dict.fromkeys(run.model for run in runs):
+        mine = [
+            run
+            for run in runs
+            if run.model == model and run.status == "done" and key in run.metrics
+        ]
+        if not mine:
+            continue
+        best = max(mine, key=lambda run: run.metrics[key])
+        run_dir = study_dir / "runs" / best.name
+        traversal = run_dir / "figures" / "traversal.png"
+        thumbnail = ""
+        if traversal.is_file():
+            data = base64.b64encode(traversal.read_bytes()).decode()
+            thumbnail = f'<img class="thumb" src="data:image/png;base64,{data}" alt="traversal">'
+        link = f"runs/{html.escape(best.name)}/report.html"
+        own = (
+            f'<a href="{link}">its report</a>'
+            if (run_dir / "report.html").is_file()
+            else f"its report: <code>untwine report {html.escape(str(run_dir))}</code>"
+        )
+        cards.append(
+            f"<figure><figcaption><b>{html.escape(best.name)}</b>: {key} "
+            f"{best.metrics[key]:.3f}; {own}</figcaption>{thumbnail}</figure>"
+        )
+    return f"<p>By {html.escape(key)}, per model.</p>" + "".join(cards) if cards else ""
+
+
+def _udr_html(runs: list[Run], keys: list[str], key: str | None) -> str:
+    if "udr" not in keys:
+        return (
+            "<p>No UDR yet: a sweep scores it once two seeds of a setting are done "
+            "(it needs no labels).</p>"
+        )
+    matrix = rank_correlations(runs, keys)
+    udr_row = matrix[keys.index("udr")]
+    cells = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{'-' if np.isnan(v) else f'{v:.2f}'}</td></tr>"
+        for k, v in zip(keys, udr_row, strict=True)
+        if k != "udr"
+    )
+    text = (
+        "<p>Spearman rank correlation of UDR with each score over the runs that have both.</p>"
+        f"<table><tr><th>score</th><th>with UDR</th></tr>{cells}</table>"
+    )
+    choices = udr_choices(runs, key) if key else []
+    if choices:
+        hits = sum(choice["top"] for choice in choices)
+        rows = "".join(
+            f"<tr><td>{html.escape(c['model'])}</td><td>{html.escape(c['chosen'])}</td>"
+            f"<td>{c['rank']} of {c['runs']}</td><td>{'yes' if c['top'] else 'no'}</td></tr>"
+            for c in choices
+        )
+        text += (
+            f"<p>Choosing each model's run by UDR alone picks one in its top quarter by "
+            f"{html.escape(key)} for {hits} of {len(choices)} models.</p>"
+            f"<table><tr><th>model</th><th>UDR's choice</th><th>its rank by {html.escape(key)}"
+            f"</th><th>top quarter</th></tr>{rows}</table>"
+        )
+    return text
+
+
+def _failed_html(runs: list[Run]) -> str:
+    failed = [run for run in runs if run.status == "failed"]
+    if not failed:
+        return ""
+    items = "".join(
+        f"<li><code>{html.escape(run.name)}</code>: {html.escape(run.error or '')}</li>"
+        for run in failed
+    )
+    return f'<ul class="warnings">{items}</ul>'
+
+
+PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px;
+        padding: 0 1em; color: #222; }}
+h2 {{ border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.6em; }}
+img {{ max-width: 100%; height: auto; }}
+img.thumb {{ max-width: 480px; }}
+figure {{ margin: 0.8em 0; }}
+table {{ border-collapse: collapse; }}
+td, th {{ border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: left; }}
+.warnings li {{ color: #a33; }}
+</style>
+</head>
+<body>
+<h1>{title}</h1>
+<p>{summary}</p>
+{body}
+</body>
+</html>
+"""

@@ -1,0 +1,94 @@
+"""A study's own report: built from study.db, every section there, opens in a browser."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_cli
+from tests.test_report import CHROMIUM, _open_in_chromium
+from untwine.sweep.report import Run, rank_correlations, udr_choices, variance_explained
+
+STUDY = """
+name: tiny
+base:
+  model: {latent_dim: 3, hidden: [32]}
+  train: {steps: 3, batch_size: 8, device: cpu}
+grid:
+  - {model.name: betavae, model.beta: [1, 4]}
+  - {model.name: vae}
+  - {model.name: vae, train.lr: 1.0e+30}
+seeds: [0, 1]
+evaluate: {metrics: "mig,dci", samples: 200}
+"""
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("study")
+    (folder / "tiny.yaml").write_text(STUDY)
+    out = folder / "out"
+    run_cli("sweep", str(folder / "tiny.yaml"), "--out", str(out), check=False)
+    run_cli("report", str(out / "runs" / "vae-s0"))  # one run with its own report
+    return out
+
+
+def _run(name, model, setting, **metrics):
+    return Run(name, model, setting, 0, "done", metrics, None)
+
+
+def test_variance_splits_into_model_setting_and_seed_by_hand():
+    runs = [
+        _run("a0", "a", "a x=1", mig=1.0),
+        _run("a1", "a", "a x=1", mig=3.0),  # seed spread within a x=1: (1 - 2)^2 + (3 - 2)^2
+        _run("a2", "a", "a x=2", mig=5.0),
+        _run("b0", "b", "b", mig=7.0),
+    ]
+    shares = variance_explained(runs, "mig")
+    grand = 4.0  # means: a 3, b 7; a x=1 2, a x=2 5
+    total = sum((v - grand) ** 2 for v in (1, 3, 5, 7))
+    assert shares["model"] == pytest.approx((3 * (3 - grand) ** 2 + (7 - grand) ** 2) / total)
+    assert shares["setting"] == pytest.approx((2 * (2 - 3) ** 2 + (5 - 3) ** 2) / total)
+    assert shares["seed"] == pytest.approx(2 / total)
+    assert variance_explained(runs[:2], "mig") is None  # too few runs
+
+
+def test_rank_correlations_and_udrs_choice_against_the_ranking_score():
+    runs = [_run(f"r{i}", "m", "m", mig=i / 10, dci=-i, udr=(i == 6) * 1.0) for i in range(8)]
+    matrix = rank_correlations(runs, ["mig", "dci"])
+    np.testing.assert_allclose(matrix, [[1, -1], [-1, 1]])
+    (choice,) = udr_choices(runs, "mig")
+    assert choice["chosen"] == "r6" and choice["rank"] == 2 and choice["top"]  # 2 of 8: top 2
+
+
+def test_the_study_report_holds_every_section(study):
+    done = run_cli("report", str(study))
+    assert done.stdout.strip() == str(study / "report.html")
+    page = (study / "report.html").read_text()
+    for section in (
+        "scores-over-seeds",
+        "how-the-metrics-agree",
+        "what-explains-each-score",
+        "reconstruction-against-disentanglement",
+        "the-best-run-of-each-model",
+        "choosing-without-labels",
+        "failed-runs",
+    ):
+        assert f'id="{section}"' in page, section
+    assert "8 runs of 2 models: 6 done, 2 failed" in page
+    assert 'href="runs/vae-s0/report.html"' in page or "untwine report" in page
+    assert "vae-lr1e+30-s0" in page and "TrainingDiverged" in page
+    assert "betavae beta=4.0" in page  # a setting named by what sets it apart
+    assert "top quarter by mig" in page
+
+
+def test_a_folder_that_is_neither_a_run_nor_a_study_is_one_line(tmp_path):
+    result = run_cli("report", str(tmp_path), check=False)
+    assert result.returncode == 2 and "is not an untwine run" in result.stderr
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make browser)")
+def test_the_study_report_opens_in_a_headless_browser_without_console_errors(study, tmp_path):
+    run_cli("report", str(study))
+    shot = tmp_path / "study.png"
+    assert _open_in_chromium(study / "report.html", shot) == []
