@@ -34,7 +34,7 @@ def study(tmp_path_factory):
 
 
 def _run(name, model, setting, **metrics):
-    return Run(name, model, setting, 0, "done", metrics, None)
+    return Run(name, model, setting, "done", metrics, None)
 
 
 def test_variance_splits_into_model_setting_and_seed_by_hand():
@@ -78,7 +78,7 @@ def test_the_study_report_holds_every_section(study):
     assert "8 runs of 2 models: 6 done, 2 failed" in page
     assert 'href="runs/vae-s0/report.html"' in page or "untwine report" in page
     assert "vae-lr1e+30-s0" in page and "TrainingDiverged" in page
-    assert "betavae beta=4.0" in page  # a setting named by what sets it apart
+    assert "betavae beta=4.0" in page and "vae train.lr=1e+30" in page  # what sets it apart
     assert "top quarter by mig" in page
 
 

@@ -39,8 +39,7 @@ class Run:
 
     name: str
     model: str
-    setting: str  # the model and what sets it apart from the study's other runs, less the seed
-    seed: int
+    setting: str  # the model and the options that set it apart from its other runs, bar the seed
     status: str
     metrics: dict[str, Any]
     error: str | None
@@ -60,13 +59,14 @@ def study_runs(study_dir: Path) -> list[Run]:
     found = []
     for row, config in zip(rows, configs, strict=True):
         kin = [c for c in configs if c["model.name"] == config["model.name"]]
-        shown = [f"{key.split('.', 1)[1]}={config[key]}" for key in _varying(kin) if key in config]
+        shown = [
+            f"{key.removeprefix('model.')}={config[key]}" for key in _varying(kin) if key in config
+        ]
         found.append(
             Run(
                 name=row["name"],
                 model=config["model.name"],
                 setting=" ".join([config["model.name"], *shown]),
-                seed=int(config["train.seed"]),
                 status=row["status"],
                 metrics=row["metrics"],
                 error=row["error"],
