@@ -100,7 +100,7 @@ def test_models_and_datasets_are_listed():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--model", "gan"], "error: unknown model 'gan'; available: annealedvae, betatcvae"),
+        (["--model", "gan"], "error: unknown model 'gan'; available: adagvae, adamlvae"),
         (["--dataset", "mnist"], "error: unknown dataset 'mnist'"),
         (["--steps", "-3"], "error: train.steps must be at least 1, got -3"),
         (["--latent-dim", "0"], "error: model.latent_dim must be at least 1, got 0"),
@@ -226,5 +226,5 @@ def test_datasets_show_draws_pairs_each_image_above_its_partner(tmp_path):
     refused = run_cli(
         "datasets", "show", f"array:{tmp_path / 'rows.npy'}", "--pairs", "1", check=False
     )
-    assert refused.returncode == 2 and "draws no pairs" in refused.stderr
+    assert refused.returncode == 2 and "this data has no pairs: a folder" in refused.stderr
     assert "Traceback" not in refused.stderr

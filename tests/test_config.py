@@ -52,7 +52,7 @@ def test_yaml_round_trip_gives_the_same_config(tmp_path):
         ({"train": {"lr": 0}}, "train.lr must be positive"),
         ({"train": {"device": "tpu"}}, "train.device must be one of auto, cpu, cuda"),
         ({"model": {"name": "vae", "beta": 4}}, "unknown option 'beta' for model 'vae'"),
-        ({"model": {"name": "gan"}}, "unknown model 'gan'; available: annealedvae, betatcvae"),
+        ({"model": {"name": "gan"}}, "unknown model 'gan'; available: adagvae, adamlvae"),
         ({"data": {"name": "mnist"}}, "unknown dataset 'mnist'"),
         ({"model": [1, 2]}, "section 'model' must be a mapping"),
     ],
