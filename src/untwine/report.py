@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from untwine import runs
 from untwine.data import Dataset
@@ -159,17 +161,15 @@ def report(run_dir: str | Path, *, seed: int = 0, device: str = "cpu") -> Path:
     figures = _write_figures(run_dir, model, dataset, seed)
     knobs = json.loads(figures["knobs.json"].read_text()) if "knobs.json" in figures else None
     sections = [
-        _section("Health", _warnings_html(health_warnings(run_dir))),
-        _section("Metrics", _metrics_html(metrics, run_dir)),
-        _section("Latent traversals", _traversal_html(figures, knobs)),
-        _section("What each latent captures", _knobs_html(figures, knobs)),
-        _section(
-            "Reconstructions and samples", _images_html(figures, "reconstructions", "samples")
-        ),
-        _section("KL per latent", _images_html(figures, "kl")),
-        _section("Training curves", _images_html(figures, "curves")),
-        _section("Data", _data_html(config, dataset)),
-        _section("Config", f"<pre>{html.escape(Path(run_dir / runs.CONFIG).read_text())}</pre>"),
+        section("Health", _warnings_html(health_warnings(run_dir))),
+        section("Metrics", _metrics_html(metrics, run_dir)),
+        section("Latent traversals", _traversal_html(figures, knobs)),
+        section("What each latent captures", _knobs_html(figures, knobs)),
+        section("Reconstructions and samples", _images_html(figures, "reconstructions", "samples")),
+        section("KL per latent", _images_html(figures, "kl")),
+        section("Training curves", _images_html(figures, "curves")),
+        section("Data", _data_html(config, dataset)),
+        section("Config", f"<pre>{html.escape(Path(run_dir / runs.CONFIG).read_text())}</pre>"),
     ]
     title = f"untwine report: {run_dir.name}"
     summary = (
@@ -184,20 +184,34 @@ def report(run_dir: str | Path, *, seed: int = 0, device: str = "cpu") -> Path:
     return path
 
 
-def _section(title: str, body: str) -> str:
-    slug = title.lower().replace(" ", "-")
+def section(title: str, body: str) -> str:
+    """A titled section of a report page, anchored by its title; empty when `body` is."""
+    slug = title.lower().split(" (")[0].replace(" ", "-")
     return f'<section id="{slug}"><h2>{html.escape(title)}</h2>\n{body}\n</section>' if body else ""
 
 
-def _embed(path: Path, alt: str) -> str:
+def embed_file(path: Path, alt: str, css_class: str = "") -> str:
     """An <img> whose source is the file itself, base64 in a data URI."""
     kind = "gif" if path.suffix == ".gif" else "png"
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img src="data:image/{kind};base64,{data}" alt="{html.escape(alt)}">'
+    return _img(
+        f"data:image/{kind};base64,{base64.b64encode(path.read_bytes()).decode()}", alt, css_class
+    )
+
+
+def embed_image(image: Image.Image, alt: str = "") -> str:
+    """An <img> of an in-memory image, PNG in a data URI."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return _img(f"data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}", alt, "")
+
+
+def _img(source: str, alt: str, css_class: str) -> str:
+    css = f' class="{css_class}"' if css_class else ""
+    return f'<img{css} src="{source}" alt="{html.escape(alt)}">'
 
 
 def _images_html(figures: dict[str, Path], *names: str) -> str:
-    return "\n".join(f"<figure>{_embed(figures[n], n)}</figure>" for n in names if n in figures)
+    return "\n".join(f"<figure>{embed_file(figures[n], n)}</figure>" for n in names if n in figures)
 
 
 def _warnings_html(warnings: list[str]) -> str:
@@ -250,7 +264,7 @@ def _traversal_html(figures: dict[str, Path], knobs: list[dict] | None) -> str:
         + "</p>"
     )
     gif = figures["traversal"].parent / "traversal.gif"
-    animated = f"<figure>{_embed(gif, 'animated traversal')}</figure>" if gif.exists() else ""
+    animated = f"<figure>{embed_file(gif, 'animated traversal')}</figure>" if gif.exists() else ""
     return note + _images_html(figures, "traversal") + animated
 
 
@@ -292,6 +306,7 @@ body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px;
 h1 {{ margin-bottom: 0.2em; }}
 h2 {{ border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.6em; }}
 img {{ max-width: 100%; height: auto; }}
+img.thumb {{ max-width: 480px; }}
 figure {{ margin: 0.8em 0; }}
 table {{ border-collapse: collapse; }}
 td, th {{ border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }}

@@ -9,9 +9,7 @@ the failed runs. One offline file, like the run report; rerun it as the study gr
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ from untwine.config import DATA_DERIVED_OPTIONS
 from untwine.errors import UntwineError
 from untwine.files import atomic_write
 from untwine.metrics import METRICS, headline_keys
+from untwine.report import PAGE, embed_file, embed_image, section
 from untwine.sweep.store import ResultStore
 from untwine.sweep.tables import mean_std
 
@@ -182,13 +181,13 @@ def study_report(study_dir: str | Path) -> Path:
     done = [run for run in runs if run.status == "done"]
     ranking = ranking_key(keys)
     sections = [
-        _section("Scores over seeds", _strips_html(runs, keys)),
-        _section("How the metrics agree", _correlation_html(runs, keys)),
-        _section("What explains each score", _variance_html(runs, keys)),
-        _section("Reconstruction against disentanglement", _tradeoff_html(runs, ranking)),
-        _section("The best run of each model", _best_html(study_dir, runs, ranking)),
-        _section("Choosing without labels (UDR)", _udr_html(runs, keys, ranking)),
-        _section("Failed runs", _failed_html(runs)),
+        section("Scores over seeds", _strips_html(runs, keys)),
+        section("How the metrics agree", _correlation_html(runs, keys)),
+        section("What explains each score", _variance_html(runs, keys)),
+        section("Reconstruction against disentanglement", _tradeoff_html(runs, ranking)),
+        section("The best run of each model", _best_html(study_dir, runs, ranking)),
+        section("Choosing without labels (UDR)", _udr_html(runs, keys, ranking)),
+        section("Failed runs", _failed_html(runs)),
     ]
     models = len({run.model for run in runs})
     summary = (
@@ -204,18 +203,6 @@ def study_report(study_dir: str | Path) -> Path:
     path = study_dir / REPORT
     atomic_write(path, page.encode())
     return path
-
-
-def _section(title: str, body: str) -> str:
-    slug = title.lower().split(" (")[0].replace(" ", "-")
-    return f'<section id="{slug}"><h2>{html.escape(title)}</h2>\n{body}\n</section>' if body else ""
-
-
-def _png(image) -> str:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    data = base64.b64encode(buffer.getvalue()).decode()
-    return f'<img src="data:image/png;base64,{data}" alt="">'
 
 
 def _meaning(key: str) -> str:
@@ -269,7 +256,7 @@ def _strips_html(runs: list[Run], keys: list[str]) -> str:
             f"<tr><td>{html.escape(setting)}</td><td>{len(mine)}/{len(members)}</td>{cells}</tr>"
         )
     return (
-        f"<figure>{_png(render(figure))}</figure>"
+        f"<figure>{embed_image(render(figure))}</figure>"
         "<p>Each point is a run (a seed); the red bar is the setting's mean. "
         "Mean ± std over seeds:</p>"
         f"<table><tr><th>setting</th><th>done</th>{header}</tr>{''.join(rows)}</table>"
@@ -338,7 +325,7 @@ def _tradeoff_html(runs: list[Run], key: str | None) -> str:
     axes.set_ylabel(key, fontsize=8)
     axes.legend(fontsize=7)
     axes.tick_params(labelsize=7)
-    return f"<figure>{_png(render(figure))}</figure>"
+    return f"<figure>{embed_image(render(figure))}</figure>"
 
 
 def _best_html(study_dir: Path, runs: list[Run], key: str | None) -> str:
@@ -356,10 +343,7 @@ def _best_html(study_dir: Path, runs: list[Run], key: str | None) -> str:
         best = max(mine, key=lambda run: run.metrics[key])
         run_dir = study_dir / "runs" / best.name
         traversal = run_dir / "figures" / "traversal.png"
-        thumbnail = ""
-        if traversal.is_file():
-            data = base64.b64encode(traversal.read_bytes()).decode()
-            thumbnail = f'<img class="thumb" src="data:image/png;base64,{data}" alt="traversal">'
+        thumbnail = embed_file(traversal, "traversal", "thumb") if traversal.is_file() else ""
         link = f"runs/{html.escape(best.name)}/report.html"
         own = (
             f'<a href="{link}">its report</a>'
@@ -416,29 +400,3 @@ def _failed_html(runs: list[Run]) -> str:
         for run in failed
     )
     return f'<ul class="warnings">{items}</ul>'
-
-
-PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{title}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px;
-        padding: 0 1em; color: #222; }}
-h2 {{ border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.6em; }}
-img {{ max-width: 100%; height: auto; }}
-img.thumb {{ max-width: 480px; }}
-figure {{ margin: 0.8em 0; }}
-table {{ border-collapse: collapse; }}
-td, th {{ border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: left; }}
-.warnings li {{ color: #a33; }}
-</style>
-</head>
-<body>
-<h1>{title}</h1>
-<p>{summary}</p>
-{body}
-</body>
-</html>
-"""
