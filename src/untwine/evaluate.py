@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from untwine import metrics as m
 from untwine import runs
-from untwine.data import Dataset, to_tensor
+from untwine.data import Dataset, load_dataset, to_tensor
 from untwine.encoded import BATCH, EncodedDataset
 from untwine.errors import UntwineError, UntwineWarning
 from untwine.files import atomic_write
@@ -301,16 +301,18 @@ def agreement(
     (drawn with `seed` from the first run's data), with a VAE's latents under 0.01 nats of KL
     on them left out. Reads no factors."""
     run_dirs = [Path(run_dir) for run_dir in run_dirs]
-    _, _, dataset = runs.open_run(run_dirs[0], device)
+    data = runs.read_config(run_dirs[0]).data
+    dataset = load_dataset(data.name, **data.options)
     indices = dataset.sample_indices(samples, torch.Generator().manual_seed(seed))
     images = dataset.observations(indices)
     representations, kls = [], []
     for run_dir in run_dirs:
         _, model, _ = runs.open_run(run_dir, device, dataset=False)
-        representations.append(representation_function(model, batch_size=batch_size)(images))
-        if isinstance(model, VAEBase):
+        if isinstance(model, VAEBase):  # its representation is the posterior mean: encode once
             mu, logvar = posterior_function(model, batch_size=batch_size)(images)
+            representations.append(mu.astype(np.float64))
             kls.append(kl_normal(torch.from_numpy(mu), torch.from_numpy(logvar)).mean(0).numpy())
         else:
+            representations.append(representation_function(model, batch_size=batch_size)(images))
             kls.append(None)
     return m.udr(representations, kls)["scores"].tolist()

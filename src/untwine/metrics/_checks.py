@@ -59,6 +59,12 @@ def train_test(codes, factors, codes_test=None, factors_test=None):
     return codes, factors, codes_test, factors_test
 
 
+def standardised(x: np.ndarray) -> np.ndarray:
+    """Columns at mean 0 and standard deviation 1; a constant column becomes 0."""
+    std = x.std(0)
+    return (x - x.mean(0)) / np.where(std > 0, std, 1.0)
+
+
 def histogram_discretize(values: np.ndarray, num_bins: int = 20) -> np.ndarray:
     """Each column to bins 1..num_bins: `np.histogram` edges, then `np.digitize` on edges[:-1]."""
     values = np.asarray(values)

@@ -73,10 +73,8 @@ def _intervened(dataset: Dataset, j: int, n: int, rng: np.random.Generator) -> n
 def aggregates(matrix: np.ndarray, prefix: str) -> dict[str, float]:
     """The reference's aggregations of a (target, sensitive) matrix, under its key names:
     `{prefix}:mean_pred:mean_sens` averages over sensitive factors, then targets, and so on."""
-    k = len(matrix)
-    off = ~np.eye(k, dtype=bool)
-    rows = [matrix[i][off[i]] for i in range(k)]  # per target, over sensitive factors
-    columns = [matrix[:, j][off[:, j]] for j in range(k)]  # per sensitive, over targets
+    rows = _without_diagonal(matrix)  # per target, over sensitive factors
+    columns = _without_diagonal(matrix.T)  # per sensitive, over targets
     by_row = {"mean": [r.mean() for r in rows], "max": [r.max() for r in rows]}
     by_column = {"mean": [c.mean() for c in columns], "max": [c.max() for c in columns]}
     found = {}
@@ -86,6 +84,11 @@ def aggregates(matrix: np.ndarray, prefix: str) -> dict[str, float]:
             found[f"{prefix}:{outer}_sens:{inner}_pred"] = float(pick(by_column[inner]))
             found[f"{prefix}:{outer}_pred:{inner}_sens"] = float(pick(by_row[inner]))
     return found
+
+
+def _without_diagonal(matrix: np.ndarray) -> list[np.ndarray]:
+    """Each row of a square matrix less its diagonal entry."""
+    return [np.delete(row, i) for i, row in enumerate(matrix)]
 
 
 def _registered(inputs: Inputs) -> dict[str, float]:
@@ -98,10 +101,9 @@ def _registered(inputs: Inputs) -> dict[str, float]:
         **aggregates(result["max"], "max_fairness"),
     }
     main = scores["mean_fairness:mean_pred:mean_sens"]  # the paper's score
-    off = ~np.eye(len(result["mean"]), dtype=bool)
     per_factor = {
-        f"fairness.{name}": float(result["mean"][i][off[i]].mean())
-        for i, name in enumerate(dataset.factor_names)
+        f"fairness.{name}": float(row.mean())
+        for name, row in zip(dataset.factor_names, _without_diagonal(result["mean"]), strict=True)
     }
     return {"fairness": main, **per_factor, **{f"fairness.{k}": v for k, v in scores.items()}}
 

@@ -10,7 +10,7 @@ from sklearn.feature_selection import mutual_info_classif
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, mutual_info_score
 
-from untwine.metrics._checks import check_pair
+from untwine.metrics._checks import check_pair, standardised
 from untwine.metrics.registry import Metric, register
 
 DISCRETE_MOST_VALUES = 256  # codes with no more distinct values per latent count as discrete
@@ -31,8 +31,7 @@ def normalised_mutual_information(
     n, k, d = len(codes), factors.shape[1], codes.shape[1]
     nmi = np.zeros((k, d))
     if not discrete:
-        std = codes.std(0)
-        codes = (codes - codes.mean(0)) / np.where(std > 0, std, 1.0)
+        codes = standardised(codes)
     values = [len(np.unique(column)) for column in codes.T]
     for i in range(k):
         entropy = mutual_info_score(factors[:, i], factors[:, i])
@@ -80,8 +79,7 @@ def info_explicitness(codes: np.ndarray, factors: np.ndarray, *, discrete: bool)
             [(column[:, None] == np.unique(column)).astype(float) for column in codes.T], axis=1
         )
     else:
-        std = codes.std(0)
-        codes = (codes - codes.mean(0)) / np.where(std > 0, std, 1.0)
+        codes = standardised(codes)
     saved = []
     for i in range(factors.shape[1]):
         target = factors[:, i]

@@ -15,6 +15,7 @@ from scipy.stats import rankdata
 from sklearn.linear_model import Lasso
 
 from untwine.errors import UntwineError
+from untwine.metrics._checks import standardised
 
 KL_THRESHOLD = 0.01  # nats: a latent below this average KL carries nothing (as the reference)
 LASSO_ALPHA = 0.1
@@ -35,17 +36,11 @@ def latent_similarity(
     0.9). A constant latent correlates 0 with everything.
     """
     if method == "lasso":
-        return np.abs(Lasso(alpha=LASSO_ALPHA).fit(_standardised(a), _standardised(b)).coef_.T)
-    ranks_a, ranks_b = _standardised(rankdata(a, axis=0)), _standardised(rankdata(b, axis=0))
+        return np.abs(Lasso(alpha=LASSO_ALPHA).fit(standardised(a), standardised(b)).coef_.T)
+    ranks_a, ranks_b = standardised(rankdata(a, axis=0)), standardised(rankdata(b, axis=0))
     rho = np.abs(ranks_a.T @ ranks_b) / len(a)
     floor = 4 / np.sqrt(len(a)) if noise_floor is None else noise_floor
     return np.where(rho < floor, 0.0, rho)
-
-
-def _standardised(x: np.ndarray) -> np.ndarray:
-    """Columns at mean 0 and standard deviation 1; a constant column becomes 0."""
-    std = x.std(0)
-    return (x - x.mean(0)) / np.where(std > 0, std, 1.0)
 
 
 def pair_score(similarity: np.ndarray) -> float:

@@ -55,12 +55,14 @@ def study_runs(study_dir: Path) -> list[Run]:
     finally:
         store.close()
     configs = [_flat(row["config"]) for row in rows]
+    models = {config["model.name"] for config in configs}
+    varying = {  # per model: what sets its runs apart
+        model: _varying([c for c in configs if c["model.name"] == model]) for model in models
+    }
     found = []
     for row, config in zip(rows, configs, strict=True):
-        kin = [c for c in configs if c["model.name"] == config["model.name"]]
-        shown = [
-            f"{key.removeprefix('model.')}={config[key]}" for key in _varying(kin) if key in config
-        ]
+        keys = varying[config["model.name"]]
+        shown = [f"{key.removeprefix('model.')}={config[key]}" for key in keys if key in config]
         found.append(
             Run(
                 name=row["name"],

@@ -76,11 +76,12 @@ def _run(
         names = [run.name for run in study.runs]
         todo = [run for run in study.runs if store.status(run.name) != "done"]
         left = {run.name for run in todo}
+        groups = _seed_groups(study)
 
         def record(row: dict[str, Any]) -> None:
             if row["status"] == "done":
                 store.finish(row["name"], row["metrics"], row["train_s"])
-                group = next(g for g in _seed_groups(study) if row["name"] in g)
+                group = next(g for g in groups if row["name"] in g)
                 add_agreement(study, store, out, [group])
             else:
                 store.fail(row["name"], row["error"])
@@ -102,7 +103,7 @@ def _run(
         ]
         unscored = [  # groups done before UDR was scored, or by an older untwine
             group
-            for group in _seed_groups(study)
+            for group in groups
             if any("udr" not in row["metrics"] for row in store.rows(group) if row["metrics"])
         ]
         add_agreement(study, store, out, unscored)

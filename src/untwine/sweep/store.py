@@ -97,8 +97,7 @@ class ResultStore:
 
     def add_scores(self, name: str, scores: dict[str, Any]) -> None:
         """Merge `scores` into a finished run's metrics (a study-level score such as UDR)."""
-        row = self._row(name)
-        metrics = {**(json.loads(row["metrics"]) if row["metrics"] else {}), **scores}
+        metrics = {**_as_dict(self._row(name))["metrics"], **scores}
         self._db.execute(
             "UPDATE runs SET metrics=?, updated=? WHERE name=?",
             (json.dumps(metrics), time.time(), name),
@@ -112,35 +111,13 @@ class ResultStore:
 
     def rows(self, names: list[str]) -> list[dict[str, Any]]:
         """The rows of `names`, in that order: name, status, metrics (a dict), error, train_s."""
-        found = []
-        for name in names:
-            row = self._row(name)
-            if row is not None:
-                found.append(
-                    {
-                        "name": name,
-                        "status": row["status"],
-                        "metrics": json.loads(row["metrics"]) if row["metrics"] else {},
-                        "error": row["error"],
-                        "train_s": row["train_s"],
-                    }
-                )
-        return found
+        found = (self._row(name) for name in names)
+        return [_as_dict(row) for row in found if row is not None]
 
     def every_run(self) -> list[dict[str, Any]]:
-        """Every row in the order the runs were added, each with its config as a dict."""
+        """Every row in the order the runs were added, each with its config as a dict too."""
         rows = self._db.execute("SELECT * FROM runs ORDER BY rowid").fetchall()
-        return [
-            {
-                "name": row["name"],
-                "status": row["status"],
-                "config": json.loads(row["config"]),
-                "metrics": json.loads(row["metrics"]) if row["metrics"] else {},
-                "error": row["error"],
-                "train_s": row["train_s"],
-            }
-            for row in rows
-        ]
+        return [{**_as_dict(row), "config": json.loads(row["config"])} for row in rows]
 
     def _row(self, name: str) -> sqlite3.Row | None:
         return self._db.execute("SELECT * FROM runs WHERE name=?", (name,)).fetchone()
@@ -159,3 +136,14 @@ class ResultStore:
             "VALUES (?, ?, ?, ?, ?)",
             (name, run.config_hash, config, status, time.time()),
         )
+
+
+def _as_dict(row: sqlite3.Row) -> dict[str, Any]:
+    """A stored run as the study reads it: name, status, metrics (a dict), error, train_s."""
+    return {
+        "name": row["name"],
+        "status": row["status"],
+        "metrics": json.loads(row["metrics"]) if row["metrics"] else {},
+        "error": row["error"],
+        "train_s": row["train_s"],
+    }
