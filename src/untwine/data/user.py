@@ -1,8 +1,7 @@
 """The user's own data, what its three sources share: observations in memory, a seeded
 train/validation split, optional factors (continuous ones discretised into quantile bins, as
 the metrics need classes), optional pairs for the pair models, and `notes` saying what loading
-did. The sources: `folder.py`
-(images), `array.py` (.npy / .npz files) and `table.py` (CSV).
+did. The sources: `folder.py` (images), `array.py` (.npy / .npz files) and `table.py` (CSV).
 """
 
 from __future__ import annotations

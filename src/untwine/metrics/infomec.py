@@ -8,9 +8,14 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_selection import mutual_info_classif
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss, mutual_info_score
+from sklearn.metrics import log_loss
 
-from untwine.metrics._checks import check_pair, standardised
+from untwine.metrics._checks import (
+    check_pair,
+    discrete_entropy,
+    discrete_mutual_info,
+    standardised,
+)
 from untwine.metrics.registry import Metric, register
 
 DISCRETE_MOST_VALUES = 256  # codes with no more distinct values per latent count as discrete
@@ -28,32 +33,27 @@ def normalised_mutual_information(
     the k-nearest-neighbour (KSG) estimate of scikit-learn's `mutual_info_classif` with 10
     neighbours on standardised latents, as the reference; `seed` fixes the jitter it adds.
     """
-    n, k, d = len(codes), factors.shape[1], codes.shape[1]
-    nmi = np.zeros((k, d))
-    if not discrete:
+    entropy = discrete_entropy(factors)  # (k,)
+    if discrete:
+        classes = [len(np.unique(column)) for column in factors.T]
+        values = [len(np.unique(column)) for column in codes.T]
+        bias = np.outer(np.subtract(classes, 1), np.subtract(values, 1)) / (2 * len(codes))
+        mi = discrete_mutual_info(factors, codes) - bias
+    else:
         codes = standardised(codes)
-    values = [len(np.unique(column)) for column in codes.T]
-    for i in range(k):
-        entropy = mutual_info_score(factors[:, i], factors[:, i])
-        if entropy == 0:
-            continue
-        if discrete:
-            classes = len(np.unique(factors[:, i]))
-            nmi[i] = [
-                mutual_info_score(factors[:, i], codes[:, j])
-                - (classes - 1) * (values[j] - 1) / (2 * n)
-                for j in range(d)
-            ]
-        else:
-            nmi[i] = mutual_info_classif(
+        mi = np.zeros((factors.shape[1], codes.shape[1]))
+        for i in np.flatnonzero(entropy > 0):  # a constant factor has nothing to share
+            mi[i] = mutual_info_classif(
                 codes,
                 factors[:, i],
                 discrete_features=False,
                 n_neighbors=KSG_NEIGHBOURS,
                 random_state=seed,
             )
-        nmi[i] = np.maximum(nmi[i], 0.0) / entropy
-    return nmi
+    informative = entropy[:, None] > 0
+    return np.where(
+        informative, np.maximum(mi, 0.0) / np.where(informative, entropy[:, None], 1), 0
+    )
 
 
 def _normalised_peak_share(nmi: np.ndarray, skip_empty: bool) -> float:
