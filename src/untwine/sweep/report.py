@@ -182,13 +182,14 @@ def study_report(study_dir: str | Path) -> Path:
     keys = score_keys(runs)
     done = [run for run in runs if run.status == "done"]
     ranking = ranking_key(keys)
+    agreeing = rank_correlations(runs, keys)  # read by two sections
     sections = [
         section("Scores over seeds", _strips_html(runs, keys)),
-        section("How the metrics agree", _correlation_html(runs, keys)),
+        section("How the metrics agree", _correlation_html(keys, agreeing)),
         section("What explains each score", _variance_html(runs, keys)),
         section("Reconstruction against disentanglement", _tradeoff_html(runs, ranking)),
         section("The best run of each model", _best_html(study_dir, runs, ranking)),
-        section("Choosing without labels (UDR)", _udr_html(runs, keys, ranking)),
+        section("Choosing without labels (UDR)", _udr_html(runs, keys, agreeing, ranking)),
         section("Failed runs", _failed_html(runs)),
     ]
     models = len({run.model for run in runs})
@@ -266,10 +267,9 @@ def _strips_html(runs: list[Run], keys: list[str]) -> str:
     )
 
 
-def _correlation_html(runs: list[Run], keys: list[str]) -> str:
+def _correlation_html(keys: list[str], matrix: np.ndarray) -> str:
     if len(keys) < 2:
         return ""
-    matrix = rank_correlations(runs, keys)
     header = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
     rows = "".join(
         f"<tr><th>{html.escape(a)}</th>"
@@ -359,13 +359,12 @@ def _best_html(study_dir: Path, runs: list[Run], key: str | None) -> str:
     return f"<p>By {html.escape(key)}, per model.</p>" + "".join(cards) if cards else ""
 
 
-def _udr_html(runs: list[Run], keys: list[str], key: str | None) -> str:
+def _udr_html(runs: list[Run], keys: list[str], matrix: np.ndarray, key: str | None) -> str:
     if "udr" not in keys:
         return (
             "<p>No UDR yet: a sweep scores it once two seeds of a setting are done "
             "(it needs no labels).</p>"
         )
-    matrix = rank_correlations(runs, keys)
     udr_row = matrix[keys.index("udr")]
     cells = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{'-' if np.isnan(v) else f'{v:.2f}'}</td></tr>"
