@@ -19,6 +19,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 from PIL import Image
 
+import untwine
 from tests.conftest import run_cli, write_survey
 from untwine.errors import UntwineError
 from untwine.explore import Explorer
@@ -56,9 +57,9 @@ def test_describe_names_every_latent_by_kl_with_its_factor_and_the_scores(client
     first, second = info["runs"]
     assert [first["name"], second["name"]] == ["z3", "z4"]
     assert sorted(latent["index"] for latent in second["latents"]) == [0, 1, 2, 3]
-    kls = [latent["kl"] for latent in first["latents"]]
+    kls = [latent["information"] for latent in first["latents"]]
     assert kls == sorted(kls, reverse=True)  # ordered by KL
-    assert all(latent["collapsed"] == (latent["kl"] < 0.01) for latent in first["latents"])
+    assert all(latent["collapsed"] == (latent["information"] < 0.01) for latent in first["latents"])
     assert set(first["scores"]) >= {"mig"} and second["scores"] == {}  # z4 is not evaluated
     assert all(
         latent["factor"] in (None, *info["dataset"]["factor_names"]) for latent in first["latents"]
@@ -322,7 +323,7 @@ def test_an_infogan_shows_sliders_for_its_continuous_codes_and_choices_for_its_c
     assert run["generator"] and run["latent_dim"] == 5
     continuous, (categorical,) = run["latents"][:4], run["latents"][4:]
     assert all(c["choices"] == 0 and (c["low"], c["high"]) == (-1, 1) for c in continuous)
-    assert categorical["choices"] == 10 and all(c["kl"] is None for c in run["latents"])
+    assert categorical["choices"] == 10 and all(c["information"] is None for c in run["latents"])
     start = client.get("/api/observation", params={"index": 9}).json()["codes"][0]
     assert start[4] in range(10)  # Q's reading of the category
 
@@ -356,6 +357,48 @@ def test_in_a_browser_an_infogans_category_and_noise_change_its_image(infogan_ru
         page.get_by_role("button", name="new noise").click()
         page.wait_for_timeout(500)
         assert np.abs(_pixels(page, "#decoded-0").astype(int) - chosen).sum() > 0
+        assert page.errors == []
+
+
+@pytest.fixture(scope="module")
+def qlae_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("qlae") / "run"
+    shape = ["model.hidden=[64]", "model.values_per_latent=5"]
+    run_cli(
+        "train", "--model", "qlae", "--out", str(run), "--steps", "30", "--batch-size", "8", *shape
+    )
+    return run
+
+
+def test_a_quantised_latents_slider_spans_its_values_and_its_code_is_one_of_them(qlae_run):
+    client = TestClient(create_app(Explorer([qlae_run])))
+    (run,) = client.get("/api/describe").json()["runs"]
+    values = untwine.load_run(qlae_run).latent_values().tolist()
+    assert not run["generator"] and run["latent_dim"] == 10  # twice dSprites' factors
+    for latent in run["latents"]:
+        assert latent["measure"] == "H" and latent["values"] == pytest.approx(
+            values[latent["index"]]
+        )
+        assert (latent["low"], latent["high"]) == (latent["values"][0], latent["values"][-1])
+    start = client.get("/api/observation", params={"index": 5}).json()["codes"][0]
+    assert all(min(abs(v - c) for v in values[d]) < 1e-6 for d, c in enumerate(start))
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make browser)")
+def test_in_a_browser_a_quantised_latents_slider_snaps_to_its_values(qlae_run):
+    with _serving([qlae_run]) as url, _browser_page(url) as page:
+        latent = page.evaluate("state.info.runs[0].latents[0]")
+        slider = page.locator(f"#z-0-{latent['index']}")
+        for _ in range(3):
+            slider.focus()
+            slider.press("ArrowRight")
+            page.wait_for_timeout(200)
+            value = page.evaluate(f"state.values[0][{latent['index']}]")
+            assert min(abs(v - value) for v in latent["values"]) < 1e-9
+        page.get_by_role("button", name="▶").first.click()
+        page.wait_for_timeout(1000)
+        value = page.evaluate(f"state.values[0][{latent['index']}]")
+        assert min(abs(v - value) for v in latent["values"]) < 1e-9
         assert page.errors == []
 
 

@@ -20,9 +20,13 @@ SHAPE = (1, 64, 64)
 
 
 def make(name, **options):
-    """A model for 64x64 single-channel data; the dataset size for estimators that need it."""
+    """A model for 64x64 single-channel data; the dataset size for estimators that need it, and
+    dSprites' latent count for a model that sizes its code by the data (as training does)."""
     if "dataset_size" in MODELS.options(name):
         options.setdefault("dataset_size", 737_280)
+    latents = MODELS.options(name).get("latent_dim")
+    if latents is not None and latents.default is None:
+        options.setdefault("latent_dim", 10)
     return create_model(name, observation_shape=SHAPE, **options)
 
 

@@ -18,7 +18,7 @@ from untwine import runs
 from untwine.data import load_dataset
 from untwine.metrics import normalized_mutual_info
 from untwine.report import REPORT, health_warnings, report, write_figures
-from untwine.viz.charts import kl_bars, training_curves
+from untwine.viz.charts import information_bars, training_curves
 from untwine.viz.grid import GAP
 from untwine.viz.knobs import knob_names
 from untwine.viz.traversal import traversal_gifs, traversal_grid
@@ -31,7 +31,7 @@ SECTIONS = (
     "latent-traversals",
     "what-each-latent-captures",
     "reconstructions-and-samples",
-    "kl-per-latent",
+    "information-per-latent",
     "training-curves",
     "data",
     "config",
@@ -91,8 +91,8 @@ def test_traversal_gifs_sweep_there_and_back_for_the_grid_and_each_latent(tiny_r
     assert one.height == 64 + 2 * GAP
 
 
-def test_kl_bars_and_curves_are_charts_of_sensible_size(tiny_run):
-    assert kl_bars(np.array([2.0, 0.0, 0.5, 0.01])).size[0] > 200
+def test_information_bars_and_curves_are_charts_of_sensible_size(tiny_run):
+    assert information_bars(np.array([2.0, 0.0, 0.5, 0.01])).size[0] > 200
     curves = training_curves(runs.read_log(tiny_run))
     assert curves.size[0] > 600 and curves.size[1] > 400
 

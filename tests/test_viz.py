@@ -30,7 +30,8 @@ def test_kl_per_dim_is_the_average_kl_of_each_latent():
 
 def test_rows_follow_kl_and_each_row_moves_only_its_latent():
     model, dataset = _model_with_known_kl(), load_dataset("dsprites")
-    cells, order, _ = traversal_cells(model, dataset, n_values=5)
+    cells, order, _, measure = traversal_cells(model, dataset, n_values=5)
+    assert measure == "KL"
     assert cells.shape == (3, 6, 1, 64, 64) and list(order) == [2, 0, 1]
     inputs = cells[:, 0]
     assert (inputs == inputs[0]).all() and inputs.max() == 255  # the same real image, each row

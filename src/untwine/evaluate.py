@@ -21,7 +21,7 @@ from untwine.files import atomic_write
 from untwine.losses import kl_normal
 from untwine.metrics._sampling import RepresentationFn
 from untwine.metrics.registry import PosteriorFn
-from untwine.models import Model, VAEBase
+from untwine.models import Model, QuantizedAE, VAEBase
 from untwine.models.base import ACTIVE_UNIT_THRESHOLD
 
 
@@ -62,11 +62,15 @@ def model_health(
     """Active units, and per model kind what shows its health, read on `indices`.
 
     A VAE: per-dimension KL, reconstruction NLL and ELBO (per observation, nats), the
-    reconstruction a one-sample estimate with its own seeded generator. A GAN with codes: how
-    well Q reads them back from fresh samples. Evaluating never moves the training RNG.
+    reconstruction a one-sample estimate with its own seeded generator. A quantised
+    autoencoder: each latent's entropy and its (deterministic) reconstruction NLL. A GAN with
+    codes: how well Q reads them back from fresh samples. Evaluating never moves the training
+    RNG.
     """
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
+    if isinstance(model, QuantizedAE):
+        return _quantized_health(model, dataset, indices, batch_size)
     if not isinstance(model, VAEBase):
         codes = representation_function(model, batch_size=batch_size)(dataset.observations(indices))
         return {
@@ -91,6 +95,27 @@ def model_health(
         "kl": float(sum(kl_per_dim)),
         "reconstruction": float(recon),
         "elbo": float(-(recon + sum(kl_per_dim))),
+    }
+
+
+def _quantized_health(
+    model: QuantizedAE, dataset: Dataset, indices: np.ndarray, batch_size: int
+) -> dict[str, float | list[float]]:
+    """Active units, each latent's entropy over `indices` (nats) and the reconstruction NLL."""
+    device = next(model.parameters()).device
+    codes, values, recon_sum = [], [], 0.0
+    for i in range(0, len(indices), batch_size):
+        x = to_tensor(dataset.observations(indices[i : i + batch_size]), device)
+        quantized, index = model.quantize(model.encode(x))
+        recon_sum += model.nll(model.decode(quantized), x).item() * len(x)
+        codes.append(index.cpu().numpy())
+        values.append(quantized.double().cpu().numpy())
+    entropy = m.discrete_entropy(np.concatenate(codes))
+    return {
+        "active_units": _active_units(np.concatenate(values)),
+        "entropy_per_dim": [round(float(h), 6) for h in entropy],
+        "entropy": float(entropy.sum()),
+        "reconstruction": recon_sum / len(indices),
     }
 
 

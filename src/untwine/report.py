@@ -20,12 +20,12 @@ from untwine import runs
 from untwine.data import Dataset
 from untwine.files import atomic_write
 from untwine.metrics import meanings, references
-from untwine.models import Model, VAEBase
-from untwine.viz.charts import COLLAPSED_KL, kl_bars, training_curves
+from untwine.models import Autoencoder, Model
+from untwine.viz.charts import COLLAPSED_KL, information_bars, training_curves
 from untwine.viz.grid import save_png
 from untwine.viz.knobs import factor_latent_matrix, knob_matrix_figure, knob_names
 from untwine.viz.samples import model_samples, reconstructions
-from untwine.viz.traversal import kl_per_dim, write_traversals
+from untwine.viz.traversal import latent_information, write_traversals
 
 REPORT = "report.html"
 KL_SPIKE = 5.0  # a logged KL this many times the medians of its neighbours is a spike
@@ -37,6 +37,7 @@ HEALTH_MEANINGS = {  # what evaluate reads beside the metrics (theirs are regist
     "kl": "KL(q(z|x) || p(z)) per input, summed over latents, in nats.",
     "reconstruction": "Negative log-likelihood of an input given its latents, in nats.",
     "elbo": "Evidence lower bound per input: -(reconstruction + KL), in nats.",
+    "entropy": "Quantised codes: entropy of each latent's values over inputs, summed, in nats.",
     "code_mse": "InfoGAN: squared error of Q's reading of the continuous codes on fresh samples.",
     "code_accuracy": "InfoGAN: accuracy of Q's reading of the categorical codes on fresh samples.",
 }
@@ -45,9 +46,10 @@ HEALTH_MEANINGS = {  # what evaluate reads beside the metrics (theirs are regist
 def write_figures(run_dir: str | Path, *, seed: int = 0, device: str = "cpu") -> dict[str, Path]:
     """Every figure the run supports, written into RUN/figures; returns name -> path.
 
-    traversal (PNG, GIFs), samples, training curves; for a VAE also reconstructions and KL per
-    latent; with ground-truth factors, the factor x latent matrix (and knobs.json naming each
-    latent's factor, for the explorer and the report).
+    traversal (PNG, GIFs), samples, training curves; for an autoencoder also reconstructions and
+    what each latent carries (a VAE's KL, a quantised code's entropy); with ground-truth
+    factors, the factor x latent matrix (and knobs.json naming each latent's factor, for the
+    explorer and the report).
     """
     _, model, dataset = runs.open_run(run_dir, device)
     return _write_figures(Path(run_dir), model, dataset, seed)
@@ -61,21 +63,22 @@ def _write_figures(run_dir: Path, model: Model, dataset: Dataset, seed: int) -> 
     if dataset.factor_names:  # one estimate names the knobs for every figure
         matrix = factor_latent_matrix(model, dataset, n=3000, seed=seed)
         knobs = knob_names(matrix, dataset.factor_names)
-    vae = isinstance(model, VAEBase)
+    autoencoder = isinstance(model, Autoencoder)
     written["traversal"] = write_traversals(
-        model, dataset, figures, seed=seed, knobs=knobs if vae else None
+        model, dataset, figures, seed=seed, knobs=knobs if autoencoder else None
     )
     if images:
         written["samples"] = save_png(model_samples(model, 32, seed=seed), figures / "samples.png")
-    if vae:
-        kl = kl_per_dim(model, dataset, seed=seed)
-        written["kl"] = save_png(kl_bars(kl), figures / "kl.png")
+    if autoencoder:
+        info, measure = latent_information(model, dataset, seed=seed)
+        name = "kl" if measure == "KL" else "entropy"
+        written[name] = save_png(information_bars(info, measure), figures / f"{name}.png")
         if images:
             written["reconstructions"] = save_png(
                 reconstructions(model, dataset, 8, seed=seed), figures / "reconstructions.png"
             )
     if knobs is not None:
-        order = np.argsort(-kl, kind="stable") if vae else None
+        order = np.argsort(-info, kind="stable") if autoencoder else None
         written["knobs"] = save_png(
             knob_matrix_figure(matrix, dataset.factor_names, order), figures / "knobs.png"
         )
@@ -166,7 +169,7 @@ def report(run_dir: str | Path, *, seed: int = 0, device: str = "cpu") -> Path:
         section("Latent traversals", _traversal_html(figures, knobs)),
         section("What each latent captures", _knobs_html(figures, knobs)),
         section("Reconstructions and samples", _images_html(figures, "reconstructions", "samples")),
-        section("KL per latent", _images_html(figures, "kl")),
+        section("Information per latent", _images_html(figures, "kl", "entropy")),
         section("Training curves", _images_html(figures, "curves")),
         section("Data", _data_html(config, dataset)),
         section("Config", f"<pre>{html.escape(Path(run_dir / runs.CONFIG).read_text())}</pre>"),

@@ -20,11 +20,11 @@ from untwine import runs
 from untwine.data import Dataset, to_tensor
 from untwine.errors import UntwineError
 from untwine.metrics import headline_keys
-from untwine.models import Model, VAEBase
+from untwine.models import Autoencoder, Model, QuantizedAE
 from untwine.viz.knobs import Knob, factor_latent_matrix, knob_names
-from untwine.viz.traversal import kl_per_dim
+from untwine.viz.traversal import latent_information
 
-COLLAPSED = 0.01  # nats of KL below which a latent carries nothing: folded away on the page
+COLLAPSED = 0.01  # nats (KL or entropy) below which a latent carries nothing: folded away
 LIMIT = 10.0  # a latent value beyond this is clamped (sliders span ±3)
 MOST_CODES = 256  # codes one decode request may ask for
 NOISE_MAX = 2**31 - 1  # the largest noise seed a request may give
@@ -32,20 +32,24 @@ NOISE_MAX = 2**31 - 1  # the largest noise seed a request may give
 
 @dataclass
 class Latent:
-    """One knob: which latent, its KL (a VAE's), the factor it turns (or None) and how cleanly;
-    a slider from `low` to `high`, or for a categorical code a choice of `choices` values."""
+    """One knob: which latent, what it carries (`information` nats of `measure`: a VAE's KL, a
+    quantised code's entropy H; None for a generator's codes), the factor it turns (or None)
+    and how cleanly; a slider from `low` to `high` (snapping to `values` when the latent takes
+    only those), or for a categorical code a choice of `choices` values."""
 
     index: int
-    kl: float | None
+    information: float | None
     factor: str | None
     share: float
+    measure: str | None = None
     low: float = -3.0
     high: float = 3.0
     choices: int = 0
+    values: list[float] | None = None
 
     @property
     def collapsed(self) -> bool:
-        return self.kl is not None and self.kl < COLLAPSED
+        return self.information is not None and self.information < COLLAPSED
 
 
 @dataclass
@@ -61,7 +65,7 @@ class RunView:
     @property
     def generator(self) -> bool:
         """A generator with codes (InfoGAN): its decode also takes a noise sample."""
-        return not isinstance(self.model, VAEBase)
+        return not isinstance(self.model, Autoencoder)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -85,7 +89,7 @@ class Explorer:
         self.dataset: Dataset | None = None
         for run_dir in run_dirs:
             config, model, dataset = runs.open_run(run_dir, self.device)
-            if not isinstance(model, VAEBase) and not hasattr(model, "generate"):
+            if not isinstance(model, Autoencoder) and not hasattr(model, "generate"):
                 raise UntwineError(f"{run_dir}: {config.model.name} has no latents to turn")
             if self.dataset is None:
                 self.dataset, self._data_config = dataset, config.data
@@ -151,7 +155,7 @@ class Explorer:
     @torch.no_grad()
     def encode(self, observation: np.ndarray) -> list[list[float]]:
         """Each run's code of one observation (as `observation` returns them): a VAE's
-        posterior mean, an InfoGAN's codes as Q reads them."""
+        posterior mean, a quantised code, an InfoGAN's codes as Q reads them."""
         x = to_tensor(observation[None], self.device)
         return [run.model.representation(x)[0].tolist() for run in self.runs]
 
@@ -188,7 +192,8 @@ class Explorer:
     @staticmethod
     def codes(codes: Any, view: RunView) -> np.ndarray:
         """Codes as a (n, latent_dim) array, continuous values clamped to ±LIMIT, categorical
-        ones checked against their choices; or a one-line error."""
+        ones checked against their choices; or a one-line error. A quantised latent's value
+        is decoded as given: its decoder reads any number, as a traversal between values."""
         size = view.model.latent_dim
         if not isinstance(codes, list) or not 1 <= len(codes) <= MOST_CODES:
             raise UntwineError(f"give 1 to {MOST_CODES} codes, each a list of numbers")
@@ -213,8 +218,9 @@ def check_noise(seed: int) -> int:
 
 
 def _view(path: Path, model: Model, dataset: Dataset) -> RunView:
-    """Name a run's latents (its report's knobs.json, else measured now); a VAE's in order of
-    KL, a generator's continuous codes then its categorical ones."""
+    """Name a run's latents (its report's knobs.json, else measured now); an autoencoder's most
+    informative first (a quantised one's on sliders that snap to its values), a generator's
+    continuous codes then its categorical ones."""
     knobs = _knobs(path, model, dataset)
 
     def named(i: int, **rest: Any) -> Latent:
@@ -225,17 +231,32 @@ def _view(path: Path, model: Model, dataset: Dataset) -> RunView:
             **rest,
         )
 
-    if isinstance(model, VAEBase):
-        kl = kl_per_dim(model, dataset)
-        latents = [named(i, kl=float(kl[i])) for i in map(int, np.argsort(-kl))]
+    if isinstance(model, Autoencoder):
+        info, measure = latent_information(model, dataset)
+        snaps = (
+            model.latent_values().detach().cpu().tolist()
+            if isinstance(model, QuantizedAE)
+            else [None] * model.latent_dim
+        )
+        latents = [
+            named(i, information=float(info[i]), measure=measure, **_slider(snaps[i]))
+            for i in map(int, np.argsort(-info, kind="stable"))
+        ]
     else:
         limit = 1.0 if model.code_prior == "uniform" else 2.0
-        latents = [named(i, kl=None, low=-limit, high=limit) for i in range(model.continuous)]
+        latents = [
+            named(i, information=None, low=-limit, high=limit) for i in range(model.continuous)
+        ]
         latents += [
-            named(model.continuous + j, kl=None, low=0, high=k - 1, choices=k)
+            named(model.continuous + j, information=None, low=0, high=k - 1, choices=k)
             for j, k in enumerate(model.categorical)
         ]
     return RunView(path.name, path, model, latents, _scores(path))
+
+
+def _slider(values: list[float] | None) -> dict[str, Any]:
+    """A latent's slider: the default span, or the span of the values it snaps to."""
+    return {} if values is None else {"values": values, "low": values[0], "high": values[-1]}
 
 
 def _knobs(path: Path, model: Model, dataset: Dataset) -> list[Knob] | None:

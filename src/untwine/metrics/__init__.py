@@ -25,7 +25,7 @@ from untwine.metrics.fairness import fairness
 from untwine.metrics.mig_chen import mig_chen, mig_chen_per_factor
 
 # isort: on
-from untwine.metrics._checks import histogram_discretize
+from untwine.metrics._checks import discrete_entropy, histogram_discretize
 from untwine.metrics.registry import (
     KINDS,
     METRICS,
@@ -53,6 +53,7 @@ __all__ = [
     "Metric",
     "beta_vae_score",
     "dci",
+    "discrete_entropy",
     "enough_codes",
     "explicitness",
     "factor_vae_score",

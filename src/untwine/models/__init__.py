@@ -1,4 +1,5 @@
-"""Models: the abstract VAE and one final class per method; InfoGAN beside them."""
+"""Models: the abstract VAE and quantised autoencoder, one final class per method; InfoGAN
+beside them."""
 
 from untwine.models import (
     adagvae,
@@ -10,14 +11,18 @@ from untwine.models import (
     factorvae,
     infogan,
     infovae,
+    qlae,
     vae,
 )
-from untwine.models.base import MODELS, Model, Posterior, VAEBase, create_model
+from untwine.models.base import MODELS, Autoencoder, Model, Posterior, VAEBase, create_model
+from untwine.models.quantized import QuantizedAE
 
 __all__ = [
     "MODELS",
+    "Autoencoder",
     "Model",
     "Posterior",
+    "QuantizedAE",
     "VAEBase",
     "adagvae",
     "adamlvae",
@@ -29,5 +34,6 @@ __all__ = [
     "factorvae",
     "infogan",
     "infovae",
+    "qlae",
     "vae",
 ]

@@ -99,15 +99,13 @@ class ModelBase(nn.Module):
         return None
 
 
-class VAEBase(ModelBase, ABC):
-    """Gaussian posterior, N(0, I) prior; the loss is reconstruction + `regularizer(...)`.
-
-    Subclasses are final and override `regularizer` only, returning the penalty that replaces
-    the plain KL term and the named terms to log.
-    """
+class Autoencoder(ModelBase):
+    """An encoder and a decoder with a likelihood p(x|z): what a VAE and a quantised
+    autoencoder share. `VAEBase` and `QuantizedAE` say what the code between them is."""
 
     config: dict[str, Any]
     example_options: ClassVar[dict[str, Any]] = {"latent_dim": 3, "hidden": (32,)}  # for tests
+    outputs_per_latent: ClassVar[int] = 1  # encoder outputs per latent (a VAE's: mean, log-var)
 
     def __init__(
         self,
@@ -136,7 +134,7 @@ class VAEBase(ModelBase, ABC):
         self.latent_dim = latent_dim
         self.likelihood = likelihood
         self.encoder, self.decoder = build_backbone(
-            arch, self.observation_shape, latent_dim, hidden
+            arch, self.observation_shape, latent_dim, hidden, self.outputs_per_latent
         )
         # log std (gaussian) or log scale (laplace) of p(x|z), shared by all pixels
         log_scale = torch.tensor(math.log(likelihood_scale))
@@ -144,12 +142,6 @@ class VAEBase(ModelBase, ABC):
             self.log_scale = nn.Parameter(log_scale)
         else:
             self.register_buffer("log_scale", log_scale)
-
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior mean and log-variance, each (B, D), for images (B, C, H, W) in [0, 1]."""
-        mu, logvar = self.encoder(x).chunk(2, dim=1)
-        # exp(±logvar) appears in every density: keep it inside float32's range
-        return mu, logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Decoder output for latents (B, D): logits for Bernoulli, means otherwise."""
@@ -164,6 +156,28 @@ class VAEBase(ModelBase, ABC):
         """-log p(x|z) for a decoder output: sum over pixels, mean over batch."""
         return reconstruction(output, x, self.likelihood, self.log_scale)
 
+    def needs_unit_interval(self) -> tuple[str, str] | None:
+        """A Bernoulli likelihood models values in [0, 1] only."""
+        if self.likelihood == "bernoulli":
+            return "the bernoulli likelihood", "model.likelihood=gaussian"
+        return None
+
+
+class VAEBase(Autoencoder, ABC):
+    """Gaussian posterior, N(0, I) prior; the loss is reconstruction + `regularizer(...)`.
+
+    Subclasses are final and override `regularizer` only, returning the penalty that replaces
+    the plain KL term and the named terms to log.
+    """
+
+    outputs_per_latent = 2
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and log-variance, each (B, D), for images (B, C, H, W) in [0, 1]."""
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        # exp(±logvar) appears in every density: keep it inside float32's range
+        return mu, logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
+
     def objectives(self) -> dict[str, dict[str, Any]]:
         """The loss keys to minimise, in order, each with its parameters and optimiser options.
 
@@ -171,12 +185,6 @@ class VAEBase(ModelBase, ABC):
         discriminator) adds its own key, parameters and Adam options; the trainer steps each.
         """
         return {"loss": {"params": list(self.parameters())}}
-
-    def needs_unit_interval(self) -> tuple[str, str] | None:
-        """A Bernoulli likelihood models values in [0, 1] only."""
-        if self.likelihood == "bernoulli":
-            return "the bernoulli likelihood", "model.likelihood=gaussian"
-        return None
 
     @torch.no_grad()
     def representation(self, x: torch.Tensor) -> torch.Tensor:

@@ -30,8 +30,10 @@ def build_backbone(
     observation_shape: tuple[int, ...],
     latent_dim: int,
     hidden: Sequence[int] = (1200, 1200),
+    outputs_per_latent: int = 2,
 ) -> tuple[nn.Module, nn.Module]:
-    """Encoder (x -> 2 * latent_dim posterior parameters) and decoder (z -> x logits or means).
+    """Encoder (x -> `outputs_per_latent` * latent_dim numbers: a VAE's mean and log-variance,
+    a quantised code's one value) and decoder (z -> x logits or means).
 
     `hidden` sizes the `mlp` arch's layers (encoder order; the decoder mirrors them).
     """
@@ -39,7 +41,7 @@ def build_backbone(
         if not hidden or min(hidden) < 1:
             raise UntwineError(f"model.hidden must be positive layer sizes, got {list(hidden)}")
         return (
-            MLPEncoder(observation_shape, hidden, 2 * latent_dim),
+            MLPEncoder(observation_shape, hidden, outputs_per_latent * latent_dim),
             MLPDecoder(latent_dim, hidden, observation_shape),
         )
     convs = {
@@ -54,4 +56,7 @@ def build_backbone(
             f"{tuple(observation_shape)}; use arch mlp for other shapes"
         )
     encoder, decoder = convs[arch]
-    return encoder(observation_shape[0], 2 * latent_dim), decoder(latent_dim, observation_shape[0])
+    return (
+        encoder(observation_shape[0], outputs_per_latent * latent_dim),
+        decoder(latent_dim, observation_shape[0]),
+    )

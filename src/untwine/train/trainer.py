@@ -38,18 +38,30 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+
+
 def make_optimizers(
     objectives: dict[str, dict[str, Any]], lr: float
 ) -> dict[str, torch.optim.Optimizer]:
-    """One Adam per objective a model declares; options it names override the run's lr.
+    """One optimiser per objective a model declares (Adam unless it names `adamw`); options it
+    names override the run's lr.
 
-    An objective may also ask for `steps` optimiser steps per training step, with `again`
-    giving its loss for each step after the first (a critic catching up with its target).
+    An objective may limit weight decay to some of its parameters (`weights`; the others get
+    none), and ask for `steps` optimiser steps per training step, with `again` giving its loss
+    for each step after the first (a critic catching up with its target).
     """
     optimizers = {}
     for key, spec in objectives.items():
         options = {"lr": lr, "betas": (0.9, 0.999), "eps": 1e-8, **spec.get("options", {})}
-        optimizers[key] = torch.optim.Adam(spec["params"], **options)
+        params = spec["params"]
+        if "weights" in spec:
+            decayed = {id(p) for p in spec["weights"]}
+            params = [
+                {"params": [p for p in params if id(p) in decayed]},
+                {"params": [p for p in params if id(p) not in decayed], "weight_decay": 0.0},
+            ]
+        optimizers[key] = OPTIMIZERS[spec.get("optimizer", "adam")](params, **options)
     return optimizers
 
 
@@ -73,7 +85,8 @@ def build(config: RunConfig, dataset: Dataset) -> tuple[RunConfig, Model]:
     """The model for `config` on `dataset`, and the config with data-derived options filled in.
 
     Options a model takes from the data (`observation_shape`, and `dataset_size` for the
-    estimators that need N) are set here; a user-given value must agree with the data.
+    estimators that need N) are set here; a user-given value must agree with the data. A model
+    whose `latent_dim` defaults to None gets twice the data's factors, unless one is given.
     """
     derived = {"observation_shape": list(dataset.observation_shape), "dataset_size": len(dataset)}
     accepted = MODELS.options(config.model.name)
@@ -85,6 +98,9 @@ def build(config: RunConfig, dataset: Dataset) -> tuple[RunConfig, Model]:
         if given is not None and _as_list(given) != _as_list(value):
             raise UntwineError(f"model.{key} {given} does not match the data's {value}")
         options[key] = value
+    sized_by_data = "latent_dim" in accepted and accepted["latent_dim"].default is None
+    if sized_by_data and options.get("latent_dim") is None:
+        options["latent_dim"] = 2 * len(dataset.factor_names) or 10  # twice the factors
     model = create_model(config.model.name, **options)
     if model.pair_k is not None:
         dataset.check_pairs(model.pair_k, "model.k")
@@ -165,6 +181,8 @@ def train(
                     loss = terms[key] if repeat == 0 else spec["again"]()
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward(retain_graph=repeat == 0 and i < len(optimizers) - 1)
+                    if "clip_value" in spec:  # the model's own element-wise bound
+                        torch.nn.utils.clip_grad_value_(spec["weights"], spec["clip_value"])
                     if cfg.grad_clip:
                         params = [p for group in optimizer.param_groups for p in group["params"]]
                         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)

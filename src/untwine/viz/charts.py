@@ -31,19 +31,21 @@ def render(figure: Figure) -> Image.Image:
     return Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy())
 
 
-def kl_bars(kl: np.ndarray) -> Image.Image:
-    """Average KL per latent, as bars, largest first; collapsed latents in grey."""
-    order = np.argsort(-kl, kind="stable")
-    figure = new_figure(1.5 + 0.35 * len(kl), 2.6)
+def information_bars(info: np.ndarray, measure: str = "KL") -> Image.Image:
+    """What each latent carries (a VAE's average KL, a quantised code's entropy H), as bars,
+    largest first; collapsed latents in grey."""
+    order = np.argsort(-info, kind="stable")
+    figure = new_figure(1.5 + 0.35 * len(info), 2.6)
     axes = figure.add_subplot(1, 1, 1)
-    colours = ["#4c72b0" if kl[d] >= COLLAPSED_KL else "#b0b0b0" for d in order]
-    axes.bar(range(len(kl)), kl[order], color=colours)
-    axes.set_xticks(range(len(kl)), [f"z{d}" for d in order], fontsize=8)
+    colours = ["#4c72b0" if info[d] >= COLLAPSED_KL else "#b0b0b0" for d in order]
+    axes.bar(range(len(info)), info[order], color=colours)
+    axes.set_xticks(range(len(info)), [f"z{d}" for d in order], fontsize=8)
     axes.axhline(COLLAPSED_KL, color="#c44e52", linewidth=0.8, linestyle="--")
-    axes.set_ylabel("KL (nats)", fontsize=8)
-    collapsed = int((kl < COLLAPSED_KL).sum())
+    axes.set_ylabel(f"{measure} (nats)", fontsize=8)
+    collapsed = int((info < COLLAPSED_KL).sum())
     axes.set_title(
-        f"KL per latent: {len(kl) - collapsed} active, {collapsed} collapsed (< {COLLAPSED_KL})",
+        f"{measure} per latent: {len(info) - collapsed} active, {collapsed} collapsed "
+        f"(< {COLLAPSED_KL})",
         fontsize=9,
     )
     axes.tick_params(labelsize=7)

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from untwine.data import Dataset, to_tensor
-from untwine.models import Model, VAEBase
+from untwine.models import Autoencoder, Model
 from untwine.viz.grid import compose
 
 
@@ -21,8 +21,11 @@ def model_samples(model: Model, n: int = 64, *, columns: int = 8, seed: int = 0)
 
 
 @torch.no_grad()
-def reconstructions(model: VAEBase, dataset: Dataset, n: int = 8, *, seed: int = 0) -> Image.Image:
-    """n observations (top row) above their reconstructions from the posterior mean."""
+def reconstructions(
+    model: Autoencoder, dataset: Dataset, n: int = 8, *, seed: int = 0
+) -> Image.Image:
+    """n observations (top row) above their reconstructions from their codes (a VAE's posterior
+    mean, a quantised code)."""
     model.eval()
     device = next(model.parameters()).device
     indices = np.random.default_rng(seed).integers(0, len(dataset), n)

@@ -1,4 +1,4 @@
-"""Latent traversals: one row per latent (highest KL first), one column per value."""
+"""Latent traversals: one row per latent (most informative first), one column per value."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from untwine import runs
 from untwine.data import Dataset, GroundTruthDataset, to_tensor
 from untwine.files import atomic_write
 from untwine.losses import kl_normal
-from untwine.models import Model, VAEBase
+from untwine.metrics import discrete_entropy
+from untwine.models import Autoencoder, Model, QuantizedAE, VAEBase
 from untwine.viz.charts import COLLAPSED_KL, new_figure, render
 from untwine.viz.grid import compose, save_png
 from untwine.viz.knobs import Knob, factor_latent_matrix, knob_names
@@ -40,46 +41,89 @@ def kl_per_dim(
 
 
 @torch.no_grad()
+def code_entropy(
+    model: QuantizedAE,
+    dataset: Dataset,
+    *,
+    n: int = 512,
+    seed: int = 0,
+    batch_size: int = 128,
+) -> np.ndarray:
+    """Entropy of each quantised latent's values over `n` random images, nats, (D,)."""
+    device = next(model.parameters()).device
+    indices = np.random.default_rng(seed).integers(0, len(dataset), n)
+    codes = []
+    for start in range(0, n, batch_size):
+        x = to_tensor(dataset.observations(indices[start : start + batch_size]), device)
+        codes.append(model.quantize(model.encode(x))[1].cpu().numpy())
+    return discrete_entropy(np.concatenate(codes))
+
+
+def latent_information(
+    model: Autoencoder, dataset: Dataset, *, n: int = 512, seed: int = 0
+) -> tuple[np.ndarray, str]:
+    """What each latent says about the input, nats (D,), and the measure's name: a VAE's
+    average KL to the prior ("KL", a bound on I(x; z_d)); a quantised code's entropy ("H",
+    which for a deterministic code is I(x; z_d) itself)."""
+    if isinstance(model, QuantizedAE):
+        return code_entropy(model, dataset, n=n, seed=seed), "H"
+    return kl_per_dim(model, dataset, n=n, seed=seed), "KL"
+
+
+@torch.no_grad()
 def traversal_cells(
-    model: VAEBase,
+    model: Autoencoder,
     dataset: Dataset,
     *,
     seed: int = 0,
     n_values: int = 11,
     limit: float = 2.5,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Traversal images of one real input, uint8 (D, 1 + n_values, C, H, W), with row order and KL.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """Traversal images of one real input, uint8 (D, 1 + V, C, H, W), with row order, each
+    latent's information and its measure's name (`latent_information`).
 
-    Column 0 is the input; then z_d runs from -limit to limit while every other latent stays at
-    the input's posterior mean. Rows are latents sorted by average KL, most informative first.
+    Column 0 is the input; then z_d runs through V values while every other latent keeps the
+    input's code: `n_values` from -limit to limit, or a quantised latent's allowed values.
+    Rows are latents, most informative first.
     """
     model.eval()
-    kl = kl_per_dim(model, dataset, seed=seed)
-    order = np.argsort(-kl, kind="stable")
+    info, measure = latent_information(model, dataset, seed=seed)
+    order = np.argsort(-info, kind="stable")
     x = _inputs(model, dataset, seed, 1)
     sweeps = _sweeps(model, x, order, n_values, limit)[:, 0]  # (D, V, C, H, W)
     cells = torch.cat([x[None].expand(len(order), -1, -1, -1, -1), sweeps], dim=1)
-    return _bytes(cells), order, kl
+    return _bytes(cells), order, info, measure
 
 
-def _inputs(model: VAEBase, dataset: Dataset, seed: int, n: int) -> torch.Tensor:
+def _inputs(model: Model, dataset: Dataset, seed: int, n: int) -> torch.Tensor:
     """n real inputs drawn with `seed` (the first is always the same for a seed), (n, C, H, W)."""
     device = next(model.parameters()).device
     index = np.random.default_rng(seed).integers(len(dataset), size=n)
     return to_tensor(dataset.observations(index), device)
 
 
+def traversal_values(
+    model: Autoencoder, n_values: int, limit: float, device: torch.device
+) -> torch.Tensor:
+    """The values each latent is stepped through, (D, V): a quantised latent's own allowed
+    values, else `n_values` evenly from -limit to limit."""
+    if isinstance(model, QuantizedAE):
+        return model.latent_values().detach()
+    return torch.linspace(-limit, limit, n_values, device=device).repeat(model.latent_dim, 1)
+
+
 def _sweeps(
-    model: VAEBase, x: torch.Tensor, order: np.ndarray, n_values: int, limit: float
+    model: Autoencoder, x: torch.Tensor, order: np.ndarray, n_values: int, limit: float
 ) -> torch.Tensor:
     """Decoded sweeps of each latent in `order` from each input: (D, inputs, V, C, H, W)."""
     base = model.representation(x)  # (S, D)
-    values = torch.linspace(-limit, limit, n_values, device=x.device)
+    values = traversal_values(model, n_values, limit, x.device)  # (D, V)
+    steps = values.shape[1]
     rows = []
     for dim in order:
-        z = base[:, None, :].repeat(1, n_values, 1)  # (S, V, D)
-        z[:, :, dim] = values
-        rows.append(model.mean_image(z.flatten(0, 1)).unflatten(0, (len(x), n_values)))
+        z = base[:, None, :].repeat(1, steps, 1)  # (S, V, D)
+        z[:, :, dim] = values[dim]
+        rows.append(model.mean_image(z.flatten(0, 1)).unflatten(0, (len(x), steps)))
     return torch.stack(rows)
 
 
@@ -88,7 +132,7 @@ def _bytes(images: torch.Tensor) -> np.ndarray:
 
 
 def traversal_grid(
-    model: VAEBase,
+    model: Autoencoder,
     dataset: Dataset,
     *,
     seed: int = 0,
@@ -96,24 +140,28 @@ def traversal_grid(
     limit: float = 2.5,
     knobs: list[Knob] | None = None,
 ) -> Image.Image:
-    """The traversal figure: `traversal_cells` laid out, each row labelled with latent and KL.
+    """The traversal figure: `traversal_cells` laid out, each row labelled with latent and its
+    information (KL or H).
 
-    Collapsed latents (KL < 0.1) are dimmed. Given `knobs` (latent -> factor names), each label
-    names the factor, and on a ground-truth dataset the row continues, after a gap, with that
-    factor swept through its values from the same input: what the latent should look like.
+    Collapsed latents (under 0.1 nats) are dimmed. Given `knobs` (latent -> factor names), each
+    label names the factor, and on a ground-truth dataset the row continues, after a gap, with
+    that factor swept through its values from the same input: what the latent should look like.
     """
-    cells, order, kl = traversal_cells(model, dataset, seed=seed, n_values=n_values, limit=limit)
-    labels = [f"z{d}  KL {kl[d]:.2f}" for d in order]
+    cells, order, info, measure = traversal_cells(
+        model, dataset, seed=seed, n_values=n_values, limit=limit
+    )
+    labels = [f"z{d}  {measure} {info[d]:.2f}" for d in order]
     if knobs:
         labels = [
             f"{label}\n{knobs[d].factor or '-'} {knobs[d].score:.2f}"
             for label, d in zip(labels, order, strict=True)
         ]
         if isinstance(dataset, GroundTruthDataset):
-            truth = _factor_sweeps(dataset, seed, [knobs[d].factor for d in order], n_values)
+            steps = cells.shape[1] - 1
+            truth = _factor_sweeps(dataset, seed, [knobs[d].factor for d in order], steps)
             blank = np.zeros_like(cells[:, :1])
             cells = np.concatenate([cells, blank, truth], axis=1)
-    return compose(cells, labels, muted=[bool(kl[d] < COLLAPSED_KL) for d in order])
+    return compose(cells, labels, muted=[bool(info[d] < COLLAPSED_KL) for d in order])
 
 
 def _factor_sweeps(
@@ -139,7 +187,7 @@ def _factor_sweeps(
 
 
 def traversal_gifs(
-    model: VAEBase,
+    model: Autoencoder,
     dataset: Dataset,
     *,
     seeds: int = 3,
@@ -150,16 +198,17 @@ def traversal_gifs(
 ) -> dict[str, bytes]:
     """Animated traversals as GIF bytes, by file name; each sweep runs there and back.
 
-    `traversal.gif` has the latents in rows (by KL, as the PNG) and `seeds` inputs in columns;
+    `traversal.gif` has the latents in rows (as the PNG) and `seeds` inputs in columns;
     `traversal-z{d}.gif` shows one latent's inputs side by side.
     """
     model.eval()
-    kl = kl_per_dim(model, dataset, seed=seed)
-    order = np.argsort(-kl, kind="stable")
+    info, measure = latent_information(model, dataset, seed=seed)
+    order = np.argsort(-info, kind="stable")
     sweeps = _bytes(_sweeps(model, _inputs(model, dataset, seed, seeds), order, n_values, limit))
-    frames = [*range(n_values), *range(n_values - 2, 0, -1)]  # there and back
-    labels = [f"z{d}  KL {kl[d]:.2f}" for d in order]
-    muted = [bool(kl[d] < COLLAPSED_KL) for d in order]
+    steps = sweeps.shape[2]
+    frames = [*range(steps), *range(steps - 2, 0, -1)]  # there and back
+    labels = [f"z{d}  {measure} {info[d]:.2f}" for d in order]
+    muted = [bool(info[d] < COLLAPSED_KL) for d in order]
     gifs = {
         "traversal.gif": _gif(
             [compose(sweeps[:, :, v], labels, muted=muted) for v in frames], frame_ms
@@ -182,28 +231,29 @@ def _gif(frames: list[Image.Image], frame_ms: int) -> bytes:
 
 @torch.no_grad()
 def row_traversal_figure(
-    model: VAEBase, dataset: Dataset, *, seed: int = 0, n_values: int = 11, limit: float = 2.5
+    model: Autoencoder, dataset: Dataset, *, seed: int = 0, n_values: int = 11, limit: float = 2.5
 ) -> Image.Image:
-    """Traversals of a table: one panel per latent (by KL), each feature's decoded value vs z_d."""
+    """Traversals of a table: one panel per latent (most informative first), each feature's
+    decoded value against z_d."""
     model.eval()
     device = next(model.parameters()).device
-    kl = kl_per_dim(model, dataset, seed=seed)
-    order = np.argsort(-kl, kind="stable")
+    info, measure = latent_information(model, dataset, seed=seed)
+    order = np.argsort(-info, kind="stable")
     index = np.random.default_rng(seed).integers(len(dataset), size=1)
     base = model.representation(to_tensor(dataset.observations(index), device))[0]
-    values = torch.linspace(-limit, limit, n_values, device=device)
+    values = traversal_values(model, n_values, limit, device)  # (D, V)
     names = dataset.feature_names or [f"x{i}" for i in range(dataset.observation_shape[0])]
     columns = min(len(order), 4)
     rows = -(-len(order) // columns)
     figure = new_figure(3.2 * columns, 2.4 * rows)
     for panel, dim in enumerate(order):
-        z = base.repeat(n_values, 1)
-        z[:, dim] = values
+        z = base.repeat(values.shape[1], 1)
+        z[:, dim] = values[dim]
         decoded = model.mean_image(z).cpu().numpy()  # (V, F)
         axes = figure.add_subplot(rows, columns, panel + 1)
         for feature, name in enumerate(names):
-            axes.plot(values.cpu().numpy(), decoded[:, feature], label=name)
-        axes.set_title(f"z{dim}  KL {kl[dim]:.2f}", fontsize=9)
+            axes.plot(values[dim].cpu().numpy(), decoded[:, feature], label=name, marker=".")
+        axes.set_title(f"z{dim}  {measure} {info[dim]:.2f}", fontsize=9)
         axes.set_xlabel(f"z{dim}", fontsize=8)
         axes.tick_params(labelsize=7)
     figure.axes[0].legend(fontsize=7, loc="best")
@@ -240,14 +290,15 @@ def code_traversal_grid(
 def traverse(run_dir: str | Path, *, seed: int = 0, device: str = "cpu") -> Path:
     """Redraw `RUN/figures/traversal.png` from the run's weights and dataset; returns its path.
 
-    A VAE on images gets the grid from one input, each latent named by the factor it captures
-    (with that factor's own sweep beside it) when the data has factors, and the animated
-    `traversal.gif` and `traversal-z{d}.gif`; on a table, a panel of feature curves per latent.
-    InfoGAN gets its codes swept under several noise samples.
+    An autoencoder (a VAE, a quantised one) on images gets the grid from one input, each latent
+    named by the factor it captures (with that factor's own sweep beside it) when the data has
+    factors, and the animated `traversal.gif` and `traversal-z{d}.gif`; on a table, a panel of
+    feature curves per latent. InfoGAN gets its codes swept under several noise samples.
     """
     _, model, dataset = runs.open_run(run_dir, device)
     knobs = None
-    if dataset.factor_names and isinstance(model, VAEBase) and len(dataset.observation_shape) == 3:
+    images = len(dataset.observation_shape) == 3
+    if dataset.factor_names and isinstance(model, Autoencoder) and images:
         matrix = factor_latent_matrix(model, dataset, n=3000, seed=seed)
         knobs = knob_names(matrix, dataset.factor_names)
     return write_traversals(model, dataset, runs.figures_dir(Path(run_dir)), seed=seed, knobs=knobs)
@@ -261,7 +312,7 @@ def write_traversals(
     seed: int = 0,
     knobs: list[Knob] | None = None,
 ) -> Path:
-    """Write the traversal PNG (and a VAE's GIFs) into `figures`; returns the PNG's path."""
+    """Write the traversal PNG (and an autoencoder's GIFs) into `figures`; returns its path."""
     figures.mkdir(parents=True, exist_ok=True)
     if hasattr(model, "traverse_codes"):  # a generator with codes: no input image needed
         image = code_traversal_grid(model, seed=seed)

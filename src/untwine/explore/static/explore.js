@@ -62,7 +62,7 @@ function runColumn(run, r) {
   active.forEach((latent) => column.append(slider(run, r, latent)));
   if (folded.length) {
     const details = document.createElement("details");
-    details.innerHTML = `<summary>${folded.length} collapsed latent(s) (KL below 0.01 nats)</summary>`;
+    details.innerHTML = `<summary>${folded.length} collapsed latent(s) (below 0.01 nats)</summary>`;
     folded.forEach((latent) => details.append(slider(run, r, latent)));
     column.append(details);
   }
@@ -74,8 +74,8 @@ function slider(run, r, latent) {
   row.className = "slider";
   const name = latent.factor ? `${latent.factor} (${latent.share.toFixed(2)})` : "—";
   const id = `z-${r}-${latent.index}`;
-  const kl = latent.kl === null ? "" : ` <small>KL ${latent.kl.toFixed(2)}</small>`;
-  const label = `<label for="${id}">${run.generator ? "c" : "z"}${latent.index}: ${name} <span class="value"></span>${kl}</label>`;
+  const info = latent.information === null ? "" : ` <small>${latent.measure} ${latent.information.toFixed(2)}</small>`;
+  const label = `<label for="${id}">${run.generator ? "c" : "z"}${latent.index}: ${name} <span class="value"></span>${info}</label>`;
   if (latent.choices) {  // a categorical code: one of its values
     const options = [...Array(latent.choices).keys()].map((k) => `<option value="${k}">${k}</option>`);
     row.innerHTML = label + `<div class="track"><select id="${id}">${options.join("")}</select>` +
@@ -85,13 +85,18 @@ function slider(run, r, latent) {
     return row;
   }
   row.innerHTML = label +
-    `<div class="track"><input type="range" id="${id}" min="${latent.low}" max="${latent.high}" step="0.05">` +
+    `<div class="track"><input type="range" id="${id}" min="${latent.low}" max="${latent.high}" step="${latent.values ? "any" : 0.05}">` +
     `<span class="mean" id="${id}-mean" title="the input's code"></span></div>` +
     `<button type="button" title="play this latent's traversal">▶</button>`;
   const input = row.querySelector("input");
-  input.addEventListener("input", () => move(r, latent, Number(input.value)));
+  input.addEventListener("input", () => move(r, latent, snap(latent, Number(input.value))));
   row.querySelector("button").addEventListener("click", () => play(r, latent));
   return row;
+}
+
+function snap(latent, value) {  // a quantised latent takes only its own values
+  if (!latent.values) return value;
+  return latent.values.reduce((best, v) => (Math.abs(v - value) < Math.abs(best - value) ? v : best));
 }
 
 function move(r, latent, value) {
@@ -101,7 +106,7 @@ function move(r, latent, value) {
     state.info.runs.forEach((run, s) => {
       if (s === r) return;
       run.latents.filter((l) => l.factor === latent.factor).forEach((l) => {
-        state.values[s][l.index] = state.start.codes[s][l.index] + offset;
+        state.values[s][l.index] = snap(l, state.start.codes[s][l.index] + offset);
         showValue(s, l.index);
       });
       redraw(s);
@@ -122,12 +127,12 @@ function showValue(r, index) {
 let timer = null;
 function play(r, latent) {
   clearInterval(timer);
-  let value = latent.low;
+  const steps = latent.values || [...Array(61).keys()].map((k) => latent.low + (k * (latent.high - latent.low)) / 60);
+  let k = 0;
   timer = setInterval(() => {
-    move(r, latent, value);
-    value += (latent.high - latent.low) / 60;
-    if (value > latent.high) { clearInterval(timer); move(r, latent, state.start.codes[r][latent.index]); }
-  }, 60);
+    if (k === steps.length) { clearInterval(timer); move(r, latent, state.start.codes[r][latent.index]); return; }
+    move(r, latent, steps[k++]);
+  }, latent.values ? 300 : 60);
 }
 
 async function redraw(r) {
