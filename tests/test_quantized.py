@@ -1,5 +1,6 @@
-"""The quantised autoencoder (QLAE): its quantiser, its loss by hand, its optimiser, and the
-figures and scores a quantised code gets (its explorer sliders: test_explore.py)."""
+"""The quantised autoencoders (QLAE, Tripod): their quantisers, losses and penalties by hand,
+their optimiser, and the figures and scores a quantised code gets (its explorer sliders:
+test_explore.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,17 @@ import json
 import numpy as np
 import pytest
 import torch
+from scipy.stats import norm
 
 from untwine import runs
 from untwine.data import load_dataset, to_tensor
 from untwine.errors import UntwineError
-from untwine.losses import reconstruction
+from untwine.losses import (
+    kernel_multiinformation,
+    normalized_hessian_penalty,
+    reconstruction,
+    silverman_bandwidth,
+)
 from untwine.models import create_model
 from untwine.train import build, train
 from untwine.train.trainer import make_optimizers
@@ -173,3 +180,98 @@ def test_a_traversal_steps_each_latent_through_its_codebook(qlae_run):
     assert (figures / "entropy.png").is_file() and not (figures / "kl.png").exists()
     assert (figures / "traversal.gif").is_file()
     assert "Information per latent" in (qlae_run / "report.html").read_text()
+
+
+def _tripod(**options):
+    return create_model(
+        "tripod", observation_shape=(1, 64, 64), latent_dim=3, hidden=(32,), **options
+    )
+
+
+def test_tripods_quantiser_is_finite_scalar_quantisation_of_the_squashed_code():
+    model = _tripod(values_per_latent=5)
+    x = _batch()
+    z = model.encode(x)
+    assert z.abs().max() <= 1
+    quantized, index = model.quantize(z)
+    fsq = torch.round((z + 1) / 2 * 4) / 4 * 2 - 1  # Mentzer et al.'s rounding to 5 levels
+    torch.testing.assert_close(quantized, fsq)
+    assert torch.equal(index, torch.round((z + 1) / 2 * 4).long())
+    assert not any(p is model.levels for p in model.parameters())  # fixed, not learnt
+
+
+def test_kernel_multiinformation_by_hand_on_three_points():
+    z = torch.tensor([[0.0, 1.0], [0.5, -1.0], [2.0, 0.0]])
+    std = torch.tensor([0.8, 1.5])
+    joint_width = std * silverman_bandwidth(3, 2)
+    expected = []
+    for i in range(3):
+        joint = np.mean(
+            [np.prod(norm.pdf(z[i], z[j], joint_width)) for j in range(3)]  # product kernel
+        )
+        marginals = [
+            np.mean([norm.pdf(z[i, k], z[j, k], std[k]) for j in range(3)]) for k in (0, 1)
+        ]
+        expected.append(np.log(joint) - np.log(marginals).sum())
+    actual = kernel_multiinformation(z, std)
+    np.testing.assert_allclose(actual.numpy(), expected, rtol=1e-5)
+    assert silverman_bandwidth(3, 2) == pytest.approx((4 / 4) ** (1 / 6) * 3 ** (-1 / 6))
+
+
+def test_kernel_multiinformation_reads_more_for_copies_than_for_independent_codes():
+    g = torch.Generator().manual_seed(0)
+    independent = torch.randn(256, 4, generator=g)
+    copies = torch.randn(256, 1, generator=g).repeat(1, 4) + 0.05 * independent
+    read = [kernel_multiinformation(z, z.std(0)).mean().item() for z in (independent, copies)]
+    assert read[1] > read[0] + 2  # nats
+
+
+@pytest.mark.parametrize(
+    "f, share",
+    [
+        (lambda z: [z[:, :1] ** 2 + z[:, 1:] ** 2], 0.0),  # H = 2I: nothing off the diagonal
+        (lambda z: [z[:, :1] * z[:, 1:]], 1.0),  # H = [[0, 1], [1, 0]]: all of it
+        (lambda z: [z[:, :1] ** 2 + z[:, :1] * z[:, 1:]], 1 / 3),  # [[2, 1], [1, 0]]: 2 of 6
+    ],
+)
+def test_the_normalised_hessian_penalty_is_the_off_diagonal_share_of_the_hessian(f, share):
+    z = torch.tensor([[0.3, -0.2], [1.0, 0.5]])
+    penalty = normalized_hessian_penalty(
+        f, z, torch.ones(2), perturbations=20_000, generator=torch.Generator().manual_seed(0)
+    )
+    assert penalty.item() == pytest.approx(share, abs=0.03)
+    two = normalized_hessian_penalty(
+        lambda z: [*f(z), *f(z)], z, torch.ones(2), perturbations=20_000
+    )
+    assert two.item() == pytest.approx(2 * share, abs=0.06)  # summed over outputs
+
+
+def test_tripods_penalties_reach_the_encoder_and_decoder_and_every_gradient_is_clipped():
+    torch.manual_seed(0)
+    model = _tripod(values_per_latent=6, activation="gelu")
+    terms = model.loss(_batch(), step=0)
+    assert torch.isfinite(terms["loss"]) and terms["nhp"] >= 0
+    (terms["loss"] - terms["recon"]).backward()
+    assert model.encoder.net[1].weight.grad.abs().sum() > 0  # KLM and NHP through the code
+    assert model.decoder.net[0].weight.grad.abs().sum() > 0  # NHP through the activations
+    assert any(isinstance(layer, torch.nn.GELU) for layer in model.decoder.net)
+    (spec,) = model.objectives().values()
+    assert len(spec["clipped"]) == len(list(model.parameters())) and spec["options"] == {
+        "weight_decay": 0.0
+    }
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ("model.perturbations=1", "model.perturbations must be at least 2, got 1"),
+        ("model.epsilon=0", "model.epsilon must be positive, got 0"),
+        ("model.hessian_weight=-1", "must be non-negative"),
+        ("model.activation=tanh", "model.activation must be one of relu, gelu"),
+    ],
+)
+def test_tripods_bad_options_are_one_line_errors_with_exit_2(option, message, tmp_path):
+    args = ["--model", "tripod", "--steps", "4", "--batch-size", "8", "--no-progress"]
+    result = run_cli("train", *args, "--out", str(tmp_path / "run"), option, check=False)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr

@@ -174,3 +174,66 @@ def gradient_penalty(
     mixed = (e * real + (1 - e) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
     return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+
+def silverman_bandwidth(n: int, d: int) -> float:
+    """Silverman's rule of thumb: a Gaussian kernel's width, in standard deviations of the
+    data, for a density estimate from n points in d dimensions."""
+    return (4 / (d + 2)) ** (1 / (d + 4)) * n ** (-1 / (d + 4))
+
+
+def kernel_multiinformation(z: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Tripod's KLM (Hsu et al. 2024): log q(z_i) - Σ_k log q_k(z_ik) per sample, (B,), in nats.
+
+    q and each marginal q_k are Gaussian kernel density estimates over the batch (each sample
+    among its own kernels); the joint's kernels are `std` (D,) times Silverman's factor for D
+    dimensions wide, each marginal's `std` itself, as the authors' code has them. Averaged over
+    a batch it estimates the multiinformation (total correlation) of the code, biased upwards
+    by the self-kernels (docs/quality.md measures it).
+    """
+    b, d = z.shape
+    diff = z[:, None, :] - z[None, :, :]  # (B, B, D)
+
+    def log_kernels(width: torch.Tensor) -> torch.Tensor:  # (B, B, D)
+        return -0.5 * (diff / width).pow(2) - width.log() - 0.5 * LOG_2PI
+
+    log_b = math.log(b)
+    joint = log_kernels(std * silverman_bandwidth(b, d)).sum(2)  # (B, B)
+    log_q = torch.logsumexp(joint, dim=1) - log_b  # (B,)
+    marginals = torch.logsumexp(log_kernels(std), dim=1) - log_b  # (B, D)
+    return log_q - marginals.sum(1)
+
+
+def normalized_hessian_penalty(
+    f: Callable[[torch.Tensor], list[torch.Tensor]],
+    z: torch.Tensor,
+    scale: torch.Tensor,
+    *,
+    perturbations: int = 2,
+    epsilon: float = 0.1,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Tripod's normalised Hessian penalty: for each output of `f` (a list of (B, ...) tensors,
+    e.g. a decoder's hidden activations), the share of its Hessian in z that lies off the
+    diagonal, summed over outputs, mean over batch.
+
+    Peebles et al. (2020): along a direction v, the central second difference
+    (f(z + v) - 2 f(z) + f(z - v)) / epsilon² reads v'Hv. Its variance over Rademacher v is
+    2 Σ_{i≠j} H_ij², over Gaussian v 2 Σ_ij H_ij²; each is estimated from `perturbations`
+    directions (steps epsilon · `scale`, (D,)) and averaged over the output's units, and the
+    first is divided by the second.
+    """
+    b, d = z.shape
+    k = perturbations
+    signs = torch.randint(0, 2, (k, b, d), generator=generator).to(z) * 2 - 1
+    gaussian = torch.randn(k, b, d, generator=generator).to(z)
+    steps = epsilon * torch.cat([signs, gaussian]) * scale  # (2k, B, D)
+    points = torch.cat([z[None], z[None] + steps, z[None] - steps])  # (1 + 4k, B, D)
+    penalty = z.new_zeros(b)
+    for out in f(points.flatten(0, 1)):
+        out = out.unflatten(0, (1 + 4 * k, b)).flatten(2)  # (1 + 4k, B, units)
+        second = (out[1 : 1 + 2 * k] - 2 * out[:1] + out[1 + 2 * k :]) / epsilon**2  # (2k, B, U)
+        off_diagonal = second[:k].var(0, unbiased=False).mean(1)  # (B,)
+        total = second[k:].var(0, unbiased=False).mean(1)
+        penalty = penalty + off_diagonal / (total + 1e-10)
+    return penalty.mean()

@@ -12,6 +12,7 @@ from untwine.models import (
     infogan,
     infovae,
     qlae,
+    tripod,
     vae,
 )
 from untwine.models.base import MODELS, Autoencoder, Model, Posterior, VAEBase, create_model
@@ -35,5 +36,6 @@ __all__ = [
     "infogan",
     "infovae",
     "qlae",
+    "tripod",
     "vae",
 ]

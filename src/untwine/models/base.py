@@ -119,6 +119,7 @@ class Autoencoder(ModelBase):
         likelihood: Literal["bernoulli", "gaussian", "laplace"] = "bernoulli",
         likelihood_scale: float = 1.0,
         learn_scale: bool = False,
+        activation: Literal["relu", "gelu"] = "relu",
     ) -> None:
         super().__init__()
         if len(observation_shape) == 0 or min(observation_shape) < 1:
@@ -134,7 +135,7 @@ class Autoencoder(ModelBase):
         self.latent_dim = latent_dim
         self.likelihood = likelihood
         self.encoder, self.decoder = build_backbone(
-            arch, self.observation_shape, latent_dim, hidden, self.outputs_per_latent
+            arch, self.observation_shape, latent_dim, hidden, self.outputs_per_latent, activation
         )
         # log std (gaussian) or log scale (laplace) of p(x|z), shared by all pixels
         log_scale = torch.tensor(math.log(likelihood_scale))

@@ -1,6 +1,6 @@
 """The abstract quantised autoencoder: a deterministic code whose latents each take one of a few
 values, trained with a straight-through gradient; the loss is reconstruction + `regularizer`.
-`qlae.py` says which values a latent takes and what holds the code to them."""
+`qlae.py` and `tripod.py` say which values a latent takes and what regularises the code."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ class QuantizedAE(Autoencoder, ABC):
     The decoder sees the quantised code on the forward pass and passes its gradient straight
     through to z (van den Oord et al. 2017). Trained with AdamW: `weight_decay` on the weight
     matrices only (not biases, nor the allowed values), whose gradients are also clipped element
-    by element at `clip_value` in the papers' units (a reconstruction averaged over pixels; here
-    it is summed, so the bound is scaled by the pixel count).
+    by element (`clipped_parameters`) at `clip_value` in the papers' units (a reconstruction
+    averaged over pixels; here it is summed, so the bound is scaled by the pixel count).
     """
 
     def __init__(self, weight_decay: float = 0.1, clip_value: float = 1.0, **backbone) -> None:
@@ -86,16 +86,24 @@ class QuantizedAE(Autoencoder, ABC):
             "values_used": torch.tensor(used, dtype=torch.float32).mean(),
         }
 
-    def objectives(self) -> dict[str, dict[str, Any]]:
-        """One AdamW over every parameter; weight decay and value clipping act on `weights`."""
+    def decayed_parameters(self) -> list[torch.nn.Parameter]:
+        """The weight matrices and kernels of the encoder and decoder, not their biases."""
         weights = [p for part in (self.encoder, self.decoder) for p in part.parameters()]
-        weights = [p for p in weights if p.dim() > 1]  # weight matrices and kernels, not biases
+        return [p for p in weights if p.dim() > 1]
+
+    def clipped_parameters(self) -> list[torch.nn.Parameter]:
+        """The parameters whose gradients are clipped element-wise: the decayed ones."""
+        return self.decayed_parameters()
+
+    def objectives(self) -> dict[str, dict[str, Any]]:
+        """One AdamW over every parameter, decaying `weights` and clipping `clipped`."""
         return {
             "loss": {
                 "params": list(self.parameters()),
                 "optimizer": "adamw",
                 "options": {"weight_decay": self.weight_decay},
-                "weights": weights,
+                "weights": self.decayed_parameters(),
+                "clipped": self.clipped_parameters(),
                 "clip_value": self.clip_value * self.pixels,
             }
         }

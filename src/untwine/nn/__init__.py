@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 
 from untwine.errors import UntwineError
@@ -12,7 +13,9 @@ from untwine.nn.discriminator import LatentDiscriminator
 from untwine.nn.mlp import MLPDecoder, MLPEncoder
 
 ARCHITECTURES = ("conv64", "conv64-deep", "mlp")
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU}
 __all__ = [
+    "ACTIVATIONS",
     "ARCHITECTURES",
     "Conv64Decoder",
     "Conv64DeepDecoder",
@@ -22,6 +25,7 @@ __all__ = [
     "MLPDecoder",
     "MLPEncoder",
     "build_backbone",
+    "hidden_activations",
 ]
 
 
@@ -31,18 +35,25 @@ def build_backbone(
     latent_dim: int,
     hidden: Sequence[int] = (1200, 1200),
     outputs_per_latent: int = 2,
+    activation: str = "relu",
 ) -> tuple[nn.Module, nn.Module]:
     """Encoder (x -> `outputs_per_latent` * latent_dim numbers: a VAE's mean and log-variance,
     a quantised code's one value) and decoder (z -> x logits or means).
 
-    `hidden` sizes the `mlp` arch's layers (encoder order; the decoder mirrors them).
+    `hidden` sizes the `mlp` arch's layers (encoder order; the decoder mirrors them), and
+    `activation` (relu, gelu) follows every hidden layer.
     """
+    if activation not in ACTIVATIONS:
+        raise UntwineError(
+            f"unknown activation {activation!r}; available: {', '.join(ACTIVATIONS)}"
+        )
+    act = ACTIVATIONS[activation]
     if arch == "mlp":
         if not hidden or min(hidden) < 1:
             raise UntwineError(f"model.hidden must be positive layer sizes, got {list(hidden)}")
         return (
-            MLPEncoder(observation_shape, hidden, outputs_per_latent * latent_dim),
-            MLPDecoder(latent_dim, hidden, observation_shape),
+            MLPEncoder(observation_shape, hidden, outputs_per_latent * latent_dim, act),
+            MLPDecoder(latent_dim, hidden, observation_shape, act),
         )
     convs = {
         "conv64": (Conv64Encoder, Conv64Decoder),
@@ -57,6 +68,16 @@ def build_backbone(
         )
     encoder, decoder = convs[arch]
     return (
-        encoder(observation_shape[0], outputs_per_latent * latent_dim),
-        decoder(latent_dim, observation_shape[0]),
+        encoder(observation_shape[0], outputs_per_latent * latent_dim, act),
+        decoder(latent_dim, observation_shape[0], act),
     )
+
+
+def hidden_activations(decoder: nn.Module, z: torch.Tensor) -> list[torch.Tensor]:
+    """The outputs of each activation inside a decoder's `net`, in order, for z."""
+    outputs, h = [], z
+    for layer in decoder.net:
+        h = layer(h)
+        if isinstance(layer, tuple(ACTIVATIONS.values())):
+            outputs.append(h)
+    return outputs

@@ -9,20 +9,22 @@ from torch import nn
 class Conv64Encoder(nn.Module):
     """Stride-2 convs: 32, 32, 64, 64 filters (kernels 4, 4, 2, 2), dense 256, `out_dim` outputs."""
 
-    def __init__(self, in_channels: int, out_dim: int) -> None:
+    def __init__(
+        self, in_channels: int, out_dim: int, activation: type[nn.Module] = nn.ReLU
+    ) -> None:
         super().__init__()
         self.net = nn.Sequential(
             nn.Conv2d(in_channels, 32, 4, stride=2, padding=1),  # (B, 32, 32, 32); "same"
-            nn.ReLU(),
+            activation(),
             nn.Conv2d(32, 32, 4, stride=2, padding=1),  # (B, 32, 16, 16)
-            nn.ReLU(),
+            activation(),
             nn.Conv2d(32, 64, 2, stride=2),  # (B, 64, 8, 8)
-            nn.ReLU(),
+            activation(),
             nn.Conv2d(64, 64, 2, stride=2),  # (B, 64, 4, 4)
-            nn.ReLU(),
+            activation(),
             nn.Flatten(),  # (B, 1024)
             nn.Linear(1024, 256),
-            nn.ReLU(),
+            activation(),
             nn.Linear(256, out_dim),
         )
 
@@ -33,20 +35,22 @@ class Conv64Encoder(nn.Module):
 class Conv64Decoder(nn.Module):
     """Dense 256, dense 4x4x64, 4x4 stride-2 transposed convs (64, 32, 32, C): 64x64 outputs."""
 
-    def __init__(self, latent_dim: int, out_channels: int) -> None:
+    def __init__(
+        self, latent_dim: int, out_channels: int, activation: type[nn.Module] = nn.ReLU
+    ) -> None:
         super().__init__()
         self.net = nn.Sequential(
             nn.Linear(latent_dim, 256),
-            nn.ReLU(),
+            activation(),
             nn.Linear(256, 1024),
-            nn.ReLU(),
+            activation(),
             nn.Unflatten(1, (64, 4, 4)),
             nn.ConvTranspose2d(64, 64, 4, stride=2, padding=1),  # (B, 64, 8, 8)
-            nn.ReLU(),
+            activation(),
             nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1),  # (B, 32, 16, 16)
-            nn.ReLU(),
+            activation(),
             nn.ConvTranspose2d(32, 32, 4, stride=2, padding=1),  # (B, 32, 32, 32)
-            nn.ReLU(),
+            activation(),
             nn.ConvTranspose2d(32, out_channels, 4, stride=2, padding=1),  # (B, C, 64, 64)
         )
 
@@ -57,16 +61,18 @@ class Conv64Decoder(nn.Module):
 class Conv64DeepEncoder(nn.Module):
     """Four 4x4 stride-2 convs with 32, 64, 128, 256 filters, dense 256, `out_dim` outputs."""
 
-    def __init__(self, in_channels: int, out_dim: int) -> None:
+    def __init__(
+        self, in_channels: int, out_dim: int, activation: type[nn.Module] = nn.ReLU
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         for c_in, c_out in zip((in_channels, 32, 64, 128), (32, 64, 128, 256), strict=True):
-            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]  # halves H, W
+            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), activation()]  # halves H, W
         self.net = nn.Sequential(
             *layers,  # (B, 256, 4, 4)
             nn.Flatten(),
             nn.Linear(256 * 4 * 4, 256),
-            nn.ReLU(),
+            activation(),
             nn.Linear(256, out_dim),
         )
 
@@ -77,16 +83,18 @@ class Conv64DeepEncoder(nn.Module):
 class Conv64DeepDecoder(nn.Module):
     """The deep encoder mirrored: dense 256, dense 4x4x256, transposed convs 128, 64, 32, C."""
 
-    def __init__(self, latent_dim: int, out_channels: int) -> None:
+    def __init__(
+        self, latent_dim: int, out_channels: int, activation: type[nn.Module] = nn.ReLU
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         for c_in, c_out in zip((256, 128, 64), (128, 64, 32), strict=True):
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), activation()]
         self.net = nn.Sequential(
             nn.Linear(latent_dim, 256),
-            nn.ReLU(),
+            activation(),
             nn.Linear(256, 256 * 4 * 4),
-            nn.ReLU(),
+            activation(),
             nn.Unflatten(1, (256, 4, 4)),
             *layers,  # (B, 32, 32, 32)
             nn.ConvTranspose2d(32, out_channels, 4, stride=2, padding=1),  # (B, C, 64, 64)

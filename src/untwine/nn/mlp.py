@@ -10,34 +10,47 @@ import torch
 from torch import nn
 
 
-def _mlp(sizes: Sequence[int]) -> list[nn.Module]:
-    """Linear layers through `sizes`, ReLU between them (none after the last)."""
+def _mlp(sizes: Sequence[int], activation: type[nn.Module]) -> list[nn.Module]:
+    """Linear layers through `sizes`, `activation` between them (none after the last)."""
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
+            layers.append(activation())
     return layers
 
 
 class MLPEncoder(nn.Module):
-    """Flattened input through `hidden` ReLU layers to `out_dim` outputs."""
+    """Flattened input through `hidden` layers (ReLU unless told) to `out_dim` outputs."""
 
-    def __init__(self, in_shape: Sequence[int], hidden: Sequence[int], out_dim: int) -> None:
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        hidden: Sequence[int],
+        out_dim: int,
+        activation: type[nn.Module] = nn.ReLU,
+    ) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), *_mlp([math.prod(in_shape), *hidden, out_dim]))
+        sizes = [math.prod(in_shape), *hidden, out_dim]
+        self.net = nn.Sequential(nn.Flatten(), *_mlp(sizes, activation))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
 
 class MLPDecoder(nn.Module):
-    """Latents through `hidden` ReLU layers (reversed) to outputs of `out_shape`."""
+    """Latents through `hidden` layers (reversed; ReLU unless told) to outputs of `out_shape`."""
 
-    def __init__(self, latent_dim: int, hidden: Sequence[int], out_shape: Sequence[int]) -> None:
+    def __init__(
+        self,
+        latent_dim: int,
+        hidden: Sequence[int],
+        out_shape: Sequence[int],
+        activation: type[nn.Module] = nn.ReLU,
+    ) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            *_mlp([latent_dim, *reversed(hidden), math.prod(out_shape)]),
+            *_mlp([latent_dim, *reversed(hidden), math.prod(out_shape)], activation),
             nn.Unflatten(1, tuple(out_shape)),
         )
 

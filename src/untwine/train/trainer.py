@@ -48,7 +48,8 @@ def make_optimizers(
     names override the run's lr.
 
     An objective may limit weight decay to some of its parameters (`weights`; the others get
-    none), and ask for `steps` optimiser steps per training step, with `again` giving its loss
+    none), bound the gradients of some (`clipped`) element-wise at `clip_value` (the loop does
+    it), and ask for `steps` optimiser steps per training step, with `again` giving its loss
     for each step after the first (a critic catching up with its target).
     """
     optimizers = {}
@@ -182,7 +183,7 @@ def train(
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward(retain_graph=repeat == 0 and i < len(optimizers) - 1)
                     if "clip_value" in spec:  # the model's own element-wise bound
-                        torch.nn.utils.clip_grad_value_(spec["weights"], spec["clip_value"])
+                        torch.nn.utils.clip_grad_value_(spec["clipped"], spec["clip_value"])
                     if cfg.grad_clip:
                         params = [p for group in optimizer.param_groups for p in group["params"]]
                         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
