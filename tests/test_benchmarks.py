@@ -1,6 +1,6 @@
-"""The benchmarks: the quality study's runs, a parallel sweep killed or interrupted (the
-quality study runs on it), and the rotation-preference and position-angle calculations
-against hand values."""
+"""The benchmarks: the quality study's runs, the shipped reference study, a parallel sweep
+killed or interrupted (the quality study runs on it), and the rotation-preference and
+position-angle calculations against hand values."""
 
 from __future__ import annotations
 
@@ -20,9 +20,11 @@ import torch
 import untwine
 from tests.conftest import tiny_config
 from untwine import runs
+from untwine.data import load_dataset
 from untwine.data.base import GroundTruthDataset
 from untwine.models import MODELS, VAEBase
 from untwine.sweep import load_study
+from untwine.train import build
 
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
@@ -188,3 +190,16 @@ def test_pair_selection_finds_the_one_latent_each_factor_moves():
     assert {name: row["latent"] for name, row in report.items()} == {"a": 2, "b": 0, "c": 1}
     assert all(row["share"] == row["alone"] == 1.0 for row in report.values())
     assert all(row["unpooled"] == 1.0 for row in report.values())
+
+
+def test_the_shipped_reference_study_is_the_studys_objectives_at_three_strengths_and_seeds():
+    study = load_study(Path(__file__).parents[1] / "studies" / "reference.yaml")
+    settings = {run.name.rsplit("-s", 1)[0] for run in study.runs}
+    models = {run.config.model.name for run in study.runs}
+    assert models == {"betavae", "annealedvae", "betatcvae", "factorvae", "dipvae", "adagvae"}
+    assert len(settings) == 21 and len(study.runs) == 63  # DIP-VAE I and II: 7 objectives x 3
+    dataset = load_dataset("dsprites")
+    for run in study.runs[::3]:  # one seed of each setting: its schedules end within its steps
+        _, model = build(run.config, dataset)
+        assert model.schedule_shortfall(run.config.train.steps) is None, run.name
+    assert "udr" not in study.metrics and "irs" in study.metrics  # UDR comes per seed group

@@ -401,3 +401,20 @@ def test_wait_starts_a_second_driver_when_the_first_lets_go(tmp_path):
     stdout, _ = waiter.communicate(timeout=120)
     assert waiter.returncode == 0
     assert stdout.startswith("[1/1] betavae-s0: done")
+
+
+def test_a_plan_times_each_setting_left_and_trains_nothing(tmp_path):
+    path = _study(tmp_path, "grid: {model.name: [vae, qlae]}\nseeds: [0]\n")
+    out = tmp_path / "out"
+    planned = run_cli("sweep", str(path), "--plan", "--out", str(out)).stdout.splitlines()
+    assert [line.split()[:2] for line in planned[1:3]] == [["vae", "1"], ["qlae", "1"]]
+    assert planned[3].startswith("2 runs left:") and "of one worker" in planned[3]
+    assert float(planned[1].split()[2]) > 0  # images a second, measured
+    assert not out.exists()  # a plan makes no study directory
+    run_cli("sweep", str(path), "--out", str(out))
+    path.write_text(path.read_text().replace("seeds: [0]", "seeds: [0, 1]"))
+    planned = run_cli("sweep", str(path), "--plan", "--out", str(out), "--workers", "2").stdout
+    assert "2 runs left" in planned and "with --workers 2" in planned  # the seed-1 runs
+    path.write_text(path.read_text().replace("seeds: [0, 1]", "seeds: [0]"))
+    done = run_cli("sweep", str(path), "--plan", "--out", str(out)).stdout
+    assert done.strip() == f"study: every run is done in {out}"

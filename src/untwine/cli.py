@@ -401,6 +401,38 @@ def report(run: str, seed: int) -> None:
     click.echo(write_report(run, seed=seed))
 
 
+def _print_plan(study: Any, out_dir: Path, workers: int) -> None:
+    """The cost of a study's remaining runs, setting by setting, measured on this machine."""
+    from untwine.sweep.plan import plan_study
+    from untwine.sweep.pool import worker_threads
+
+    costs = plan_study(study, out_dir, workers=workers)
+    if not costs:
+        click.echo(f"{study.name}: every run is done in {out_dir}")
+        return
+    width = max(len("setting"), *(len(c.setting) for c in costs))
+    click.echo(f"{'setting':<{width}} {'runs':>4} {'images/s':>9} {'train':>8} {'score':>8}")
+    for c in costs:
+        click.echo(
+            f"{c.setting:<{width}} {c.runs:>4} {c.images_per_s:>9.0f} "
+            f"{_duration(c.train_s):>8} {_duration(c.score_s):>8}"
+        )
+    total = sum(c.runs * (c.train_s + c.score_s) for c in costs)
+    runs = sum(c.runs for c in costs)
+    click.echo(
+        f"{runs} runs left: {_duration(total)} of one worker, about {_duration(total / workers)} "
+        f"with --workers {workers} (each on {worker_threads(workers)} threads; measured now, so "
+        "other work on this machine slows the estimate)"
+    )
+
+
+def _duration(seconds: float) -> str:
+    """Seconds as people read them: 40 s, 12.5 min, 3.2 h."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
 @cli.command()
 @click.argument("study_file", metavar="STUDY.yaml", type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(), help="Study directory.  [default: studies/NAME]")
@@ -425,6 +457,12 @@ def report(run: str, seed: int) -> None:
 @click.option(
     "--wait", is_flag=True, help="If another sweep is running this study, start when it ends."
 )
+@click.option(
+    "--plan",
+    is_flag=True,
+    help="Train nothing: time each setting still to run for a few steps, and its scoring "
+    "once, and print what the study will cost on this machine.",
+)
 def sweep(
     study_file: str,
     out: str | None,
@@ -432,6 +470,7 @@ def sweep(
     workers: int | None,
     address: str | None,
     wait: bool,
+    plan: bool,
 ) -> None:
     """Train and score every run of a study (models x hyperparameters x seeds).
 
@@ -447,6 +486,9 @@ def sweep(
         raise UntwineError("--address names a Ray cluster; it needs --backend ray")
     study = load_study(study_file)
     out_dir = Path(out or f"studies/{study.name}")
+    if plan:
+        _print_plan(study, out_dir, workers or 1)
+        return
     ended = 0
 
     def show(row: dict[str, Any], left: int) -> None:

@@ -31,7 +31,7 @@ def run_in_pool(
         for args in calls:
             done(fn(*args))
         return
-    threads = max((os.cpu_count() or 1) // jobs, 1)  # on two cores, two 1-thread runs beat one
+    threads = worker_threads(jobs)
     with ProcessPoolExecutor(
         jobs,
         mp_context=multiprocessing.get_context("spawn"),
@@ -46,6 +46,11 @@ def run_in_pool(
             for worker in multiprocessing.active_children():
                 os.kill(worker.pid, signal.SIGINT)
             raise
+
+
+def worker_threads(jobs: int) -> int:
+    """Each of `jobs` workers' share of the cores (on two cores, two 1-thread runs beat one)."""
+    return max((os.cpu_count() or 1) // jobs, 1)
 
 
 def _start_worker(threads: int, parent: int) -> None:

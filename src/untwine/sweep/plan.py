@@ -1,0 +1,102 @@
+"""What a study will cost on this machine, before it runs: each distinct setting trained for a
+few steps and its scoring run once, then multiplied out over the runs still to do."""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from untwine import runs as run_files
+from untwine.errors import UntwineWarning
+from untwine.evaluate import evaluate
+from untwine.sweep.pool import worker_threads
+from untwine.sweep.runner import STORE
+from untwine.sweep.store import ResultStore
+from untwine.sweep.study import Study, StudyRun
+from untwine.train import train
+
+PROBE_STEPS = 20  # steps timed per setting; the first log window (warm-up) is left out
+
+
+@dataclass(frozen=True)
+class SettingCost:
+    """A setting's runs still to do, its measured speed, and the seconds each run will take."""
+
+    setting: str
+    runs: int
+    images_per_s: float
+    train_s: float
+    score_s: float
+
+
+def plan_study(study: Study, out: Path, *, workers: int = 1) -> list[SettingCost]:
+    """Time every setting with runs left under `out` (seeds share one timing), each on the
+    threads a worker of `workers` gets; a run's scoring is timed once per distinct scoring."""
+    left = _runs_left(study, out)
+    threads = worker_threads(workers)
+    settings: dict[str, list[StudyRun]] = {}
+    for run in left:
+        settings.setdefault(_setting_key(run), []).append(run)
+    scoring: dict[str, float] = {}
+    costs = []
+    with tempfile.TemporaryDirectory(prefix="untwine-plan-") as scratch:
+        for i, group in enumerate(settings.values()):
+            run = group[0]
+            probe = Path(scratch) / f"probe{i}"
+            speed = _images_per_s(run, probe, threads)
+            score_key = json.dumps([run.config.data.to_dict(), run.metrics], sort_keys=True)
+            if run.metrics and score_key not in scoring:
+                started = time.perf_counter()
+                evaluate(probe, metrics=run.metrics, samples=study.samples)
+                scoring[score_key] = time.perf_counter() - started
+            images = run.config.train.steps * run.config.train.batch_size
+            costs.append(
+                SettingCost(
+                    setting=re.sub(r"-s\d+$", "", run.name),
+                    runs=len(group),
+                    images_per_s=speed,
+                    train_s=images / speed,
+                    score_s=scoring.get(score_key, 0.0),
+                )
+            )
+    return costs
+
+
+def _runs_left(study: Study, out: Path) -> list[StudyRun]:
+    """The study's runs not yet done in `out` (all of them where it has no store yet)."""
+    if not (out / STORE).is_file():
+        return list(study.runs)
+    store = ResultStore(out / STORE)
+    try:
+        return [run for run in study.runs if store.status(run.name) != "done"]
+    finally:
+        store.close()
+
+
+def _setting_key(run: StudyRun) -> str:
+    """A run's config less its seed: the runs that train at one speed."""
+    config = run.config.to_dict()
+    config["train"] = {k: v for k, v in config["train"].items() if k != "seed"}
+    return json.dumps(config, sort_keys=True)
+
+
+def _images_per_s(run: StudyRun, probe: Path, threads: int) -> float:
+    """Training images a second for `run`'s setting, from PROBE_STEPS steps after a warm-up."""
+    window = PROBE_STEPS // 2
+    short = replace(
+        run.config.train,
+        steps=PROBE_STEPS,
+        log_every=window,
+        checkpoint_every=PROBE_STEPS,
+        eval_every=0,
+        threads=threads,
+    )
+    with warnings.catch_warnings():  # a schedule outlasting the probe's steps is no news
+        warnings.simplefilter("ignore", UntwineWarning)
+        train(replace(run.config, train=short), probe, progress=False)
+    return float(run_files.read_log(probe)[-1]["images_per_s"])
