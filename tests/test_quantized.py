@@ -5,21 +5,25 @@ test_explore.py)."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
 from scipy.stats import norm
 
+import untwine
 from untwine import runs
 from untwine.data import load_dataset, to_tensor
 from untwine.errors import UntwineError
+from untwine.evaluate import agreement, representation_function
 from untwine.losses import (
     kernel_multiinformation,
     normalized_hessian_penalty,
     reconstruction,
     silverman_bandwidth,
 )
+from untwine.metrics import discrete_entropy, udr
 from untwine.models import create_model
 from untwine.train import build, train
 from untwine.train.trainer import make_optimizers
@@ -27,7 +31,7 @@ from untwine.viz.traversal import traversal_cells
 
 from .conftest import run_cli, tiny_config
 
-TINY = ["--model", "qlae", "--steps", "40", "--batch-size", "16", "--no-progress"]
+TINY = ["--model", "qlae", "--steps", "150", "--batch-size", "16", "--no-progress"]
 SMALL = ["model.hidden=[64]", "model.values_per_latent=5"]
 
 
@@ -148,7 +152,9 @@ def test_bad_options_are_one_line_errors_with_exit_2(option, message, tmp_path):
 
 @pytest.fixture(scope="module")
 def qlae_run(tmp_path_factory):
-    """A tiny QLAE on dSprites (10 latents of 5 values), evaluated and reported."""
+    """A tiny QLAE on dSprites (10 latents of 5 values), evaluated and reported. Its codes all
+    sit on one value for the first ~80 steps (the encoder starts far outside the codebook), so
+    it trains 150."""
     run = tmp_path_factory.mktemp("qlae") / "run"
     run_cli("train", *TINY, "--out", str(run), *SMALL)
     run_cli("evaluate", str(run), "--metrics", "mig,infomec", "--samples", "500")
@@ -161,6 +167,7 @@ def test_evaluation_reads_the_quantised_code_and_its_health(qlae_run):
     assert 0 <= scores["mig"] <= 1 and 0 <= scores["infomec.infom"] <= 1
     assert len(scores["entropy_per_dim"]) == 10
     assert all(0 <= h <= np.log(5) + 1e-9 for h in scores["entropy_per_dim"])
+    assert min(scores["entropy_per_dim"]) > 0.05  # 150 steps: every latent in use
     assert scores["entropy"] == pytest.approx(sum(scores["entropy_per_dim"]), abs=1e-4)
     assert scores["reconstruction"] > 0 and "kl" not in scores and "mig_chen" not in scores
 
@@ -275,3 +282,18 @@ def test_tripods_bad_options_are_one_line_errors_with_exit_2(option, message, tm
     result = run_cli("train", *args, "--out", str(tmp_path / "run"), option, check=False)
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_udr_reads_a_quantised_codes_latents_by_their_entropy(qlae_run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(qlae_run, copy)
+    _, model, dataset = runs.open_run(qlae_run)
+    with torch.no_grad():  # one latent stuck on a value: it carries nothing and is left out
+        model.values[0] = 0.0
+    runs.save_weights(copy, model, runs.saved_step(copy))
+    images = dataset.observations(dataset.sample_indices(300, torch.Generator().manual_seed(0)))
+    codes = [representation_function(m)(images) for m in (untwine.load_run(qlae_run), model)]
+    entropy = [discrete_entropy(c) for c in codes]
+    assert entropy[1][0] == 0 and entropy[0][0] > 0
+    expected = udr(codes, entropy)["scores"]
+    assert agreement([qlae_run, copy], samples=300) == pytest.approx(expected.tolist())

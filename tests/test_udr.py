@@ -63,6 +63,13 @@ def test_latents_with_no_kl_are_left_out_and_otherwise_count(factors):
     assert udr(padded)["scores"][0] < 0.9  # unfiltered, each idle latent scores 0
 
 
+def test_a_latent_that_never_varies_is_left_out_of_a_code_without_kl(factors):
+    levels = np.round(factors * 2) / 2  # a quantised code
+    constant = np.full((N, 1), 0.5)  # a latent stuck on one value
+    runs = [np.concatenate([levels, constant], 1), np.concatenate([-levels[:, ::-1], constant], 1)]
+    assert udr(runs)["scores"] == pytest.approx([1.0, 1.0])
+
+
 def test_the_lasso_variant_reads_an_exact_copy_as_its_shrinkage(factors):
     assert udr([factors, factors], method="lasso")["scores"] == pytest.approx([0.9, 0.9])
     similarity = latent_similarity(factors, np.random.default_rng(4).standard_normal((N, 3)))

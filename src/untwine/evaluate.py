@@ -323,21 +323,24 @@ def agreement(
 ) -> list[float]:
     """Each run's UDR (`untwine.metrics.udr`) among `run_dirs`, runs of one setting that
     differ by seed: their representations of the same `samples` training observations
-    (drawn with `seed` from the first run's data), with a VAE's latents under 0.01 nats of KL
-    on them left out. Reads no factors."""
+    (drawn with `seed` from the first run's data), with latents carrying under 0.01 nats on
+    them (a VAE's KL, a quantised code's entropy) left out. Reads no factors."""
     run_dirs = [Path(run_dir) for run_dir in run_dirs]
     data = runs.read_config(run_dirs[0]).data
     dataset = load_dataset(data.name, **data.options)
     indices = dataset.sample_indices(samples, torch.Generator().manual_seed(seed))
     images = dataset.observations(indices)
-    representations, kls = [], []
+    representations, information = [], []
     for run_dir in run_dirs:
         _, model, _ = runs.open_run(run_dir, device, dataset=False)
         if isinstance(model, VAEBase):  # its representation is the posterior mean: encode once
             mu, logvar = posterior_function(model, batch_size=batch_size)(images)
             representations.append(mu.astype(np.float64))
-            kls.append(kl_normal(torch.from_numpy(mu), torch.from_numpy(logvar)).mean(0).numpy())
+            kl = kl_normal(torch.from_numpy(mu), torch.from_numpy(logvar)).mean(0).numpy()
+            information.append(kl)
         else:
-            representations.append(representation_function(model, batch_size=batch_size)(images))
-            kls.append(None)
-    return m.udr(representations, kls)["scores"].tolist()
+            codes = representation_function(model, batch_size=batch_size)(images)
+            representations.append(codes)
+            quantized = isinstance(model, QuantizedAE)  # its latents' entropies, else none
+            information.append(m.discrete_entropy(codes) if quantized else None)
+    return m.udr(representations, information)["scores"].tolist()

@@ -75,8 +75,15 @@ def histogram_discretize(values: np.ndarray, num_bins: int = 20) -> np.ndarray:
     return out
 
 
+def value_labels(values: np.ndarray) -> np.ndarray:
+    """Each column's values as integer labels 0..k-1 (the same value, the same label)."""
+    return np.stack([np.unique(c, return_inverse=True)[1] for c in values.T], axis=1)
+
+
 def discrete_mutual_info(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """MI in nats between every column of `a` (N, p) and of `b` (N, q): matrix (p, q)."""
+    """MI in nats between every column of `a` (N, p) and of `b` (N, q), each a discrete
+    variable (float values too: a quantised code's), matrix (p, q)."""
+    a, b = value_labels(a), value_labels(b)
     return np.array(
         [
             [mutual_info_score(b[:, j], a[:, i]) for j in range(b.shape[1])]
@@ -85,6 +92,6 @@ def discrete_mutual_info(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     )
 
 
-def discrete_entropy(factors: np.ndarray) -> np.ndarray:
-    """Entropy in nats of each column, as `mutual_info_score(f, f)`, (k,)."""
-    return np.array([mutual_info_score(f, f) for f in factors.T])
+def discrete_entropy(values: np.ndarray) -> np.ndarray:
+    """Entropy in nats of each column's values, as `mutual_info_score(f, f)`, (k,)."""
+    return np.array([mutual_info_score(f, f) for f in value_labels(values).T])

@@ -35,11 +35,10 @@ def normalised_mutual_information(
     """
     entropy = discrete_entropy(factors)  # (k,)
     if discrete:
-        labels = np.stack([np.unique(c, return_inverse=True)[1] for c in codes.T], axis=1)
         classes = [len(np.unique(column)) for column in factors.T]
-        values = labels.max(axis=0) + 1
-        bias = np.outer(np.subtract(classes, 1), values - 1) / (2 * len(codes))
-        mi = discrete_mutual_info(factors, labels) - bias
+        values = [len(np.unique(column)) for column in codes.T]
+        bias = np.outer(np.subtract(classes, 1), np.subtract(values, 1)) / (2 * len(codes))
+        mi = discrete_mutual_info(factors, codes) - bias
     else:
         codes = standardised(codes)
         mi = np.zeros((factors.shape[1], codes.shape[1]))

@@ -17,7 +17,7 @@ from sklearn.linear_model import Lasso
 from untwine.errors import UntwineError
 from untwine.metrics._checks import standardised
 
-KL_THRESHOLD = 0.01  # nats: a latent below this average KL carries nothing (as the reference)
+IDLE_NATS = 0.01  # a latent carrying less (a VAE's average KL, as the reference) is left out
 LASSO_ALPHA = 0.1
 
 
@@ -64,15 +64,16 @@ def pair_score(similarity: np.ndarray) -> float:
 
 def udr(
     representations: list[np.ndarray],
-    kl_per_latent: list[np.ndarray | None] | None = None,
+    information: list[np.ndarray | None] | None = None,
     *,
     method: Literal["spearman", "lasso"] = "spearman",
     noise_floor: float | None = None,
 ) -> dict[str, np.ndarray]:
     """UDR of each run from its representation of the same n inputs, (n, d) each.
 
-    `kl_per_latent` (d,) per run, where the model has a posterior: latents under 0.01 nats are
-    left out of its comparisons (None: every latent counts). Returns `pairs` (runs, runs),
+    `information` (d,) per run, what each latent carries in nats (a VAE's average KL, a
+    quantised code's entropy): latents under 0.01 nats are left out of its comparisons (None:
+    every latent that varies counts). Returns `pairs` (runs, runs),
     the pair score of run i's latents against run j's (Lasso: j's regressed on i's; the
     diagonal is 1), and `scores` (runs,), run j's median over the other runs i of pairs[i, j],
     as disentanglement_lib aggregates.
@@ -86,10 +87,10 @@ def udr(
     rows = {len(r) for r in representations}
     if len(rows) != 1:
         raise UntwineError(f"UDR needs every run's codes of the same inputs, got {sorted(rows)}")
-    kl_per_latent = kl_per_latent or [None] * count
+    information = information or [None] * count
     informative = [
-        np.ones(r.shape[1], bool) if kl is None else np.asarray(kl) > KL_THRESHOLD
-        for r, kl in zip(representations, kl_per_latent, strict=True)
+        r.std(axis=0) > 0 if nats is None else np.asarray(nats) > IDLE_NATS
+        for r, nats in zip(representations, information, strict=True)
     ]
     pairs = np.eye(count)
     for i in range(count):
