@@ -537,9 +537,11 @@ def models() -> None:
         model = MODELS.get(name)
         click.echo(f"{name}: {_first_line(model)}")
         for key, param in MODELS.options(name).items():
-            default = (
-                "(from the dataset)" if param.default is inspect.Parameter.empty else param.default
-            )
+            default = param.default
+            if default is inspect.Parameter.empty:
+                default = "(from the dataset)"
+            elif key == "latent_dim" and default is None:  # as training sizes it
+                default = "(twice the dataset's factors)"
             click.echo(f"    {key} = {default}")
         for key, value in getattr(model, "train_defaults", {}).items():
             click.echo(f"    train.{key} = {value} (this model's default)")

@@ -3,8 +3,6 @@ per latent; reconstruction + λ_q·quantisation + λ_c·commitment, with high we
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 import torch
 from torch import nn
 
@@ -15,9 +13,10 @@ from untwine.models.quantized import QuantizedAE
 
 @MODELS.register("qlae")
 class QLAE(QuantizedAE):
-    """Each latent snaps to the nearest of `values_per_latent` learnable values, initialised
-    evenly on [-0.5, 0.5]; the quantisation term pulls the values to the codes, the commitment
-    term the codes to the values.
+    """Snaps each latent to the nearest of its own learnable values, with high weight decay.
+
+    Each latent has `values_per_latent` values, initialised evenly on [-0.5, 0.5]; the
+    quantisation term pulls the values to the codes, the commitment term the codes to the values.
 
     The paper's weights (λ_q = λ_c = 0.01, weight decay 0.1, element-wise clipping at 1) are
     given in its units, where the reconstruction is a mean over pixels and the two terms means
@@ -26,37 +25,21 @@ class QLAE(QuantizedAE):
     twice the data's factors, as in the paper (training fills it in; 10 without factors).
     """
 
-    example_options: ClassVar[dict[str, Any]] = {
-        "latent_dim": 3,
-        "hidden": (32,),
-        "values_per_latent": 4,
-    }
-
     def __init__(
         self,
-        latent_dim: int | None = None,
-        values_per_latent: int = 10,
         quantization_weight: float = 0.01,
         commitment_weight: float = 0.01,
-        **backbone,
+        **quantized,
     ) -> None:
-        if latent_dim is None:
-            raise UntwineError(
-                "model.latent_dim is required (training sets it to twice the data's factors)"
-            )
-        super().__init__(latent_dim=latent_dim, **backbone)
-        if values_per_latent < 2:
-            raise UntwineError(
-                f"model.values_per_latent must be at least 2, got {values_per_latent}"
-            )
+        super().__init__(**quantized)
         if quantization_weight < 0 or commitment_weight < 0:
             raise UntwineError(
                 "model.quantization_weight and model.commitment_weight must be non-negative, got "
                 f"{quantization_weight} and {commitment_weight}"
             )
         self.quantization_weight, self.commitment_weight = quantization_weight, commitment_weight
-        evenly = torch.linspace(-0.5, 0.5, values_per_latent)
-        self.values = nn.Parameter(evenly.repeat(latent_dim, 1))  # (D, V)
+        evenly = torch.linspace(-0.5, 0.5, self.values_per_latent)
+        self.values = nn.Parameter(evenly.repeat(self.latent_dim, 1))  # (D, V)
 
     def latent_values(self) -> torch.Tensor:
         """Each latent's codebook, sorted (the values may cross while they learn), (D, V)."""

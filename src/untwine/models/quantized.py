@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -24,12 +24,35 @@ class QuantizedAE(Autoencoder, ABC):
     averaged over pixels; here it is summed, so the bound is scaled by the pixel count).
     """
 
-    def __init__(self, weight_decay: float = 0.1, clip_value: float = 1.0, **backbone) -> None:
-        super().__init__(**backbone)
+    example_options: ClassVar[dict[str, Any]] = {
+        "latent_dim": 3,
+        "hidden": (32,),
+        "values_per_latent": 4,
+    }
+
+    def __init__(
+        self,
+        latent_dim: int | None = None,
+        values_per_latent: int = 10,
+        weight_decay: float = 0.1,
+        clip_value: float = 1.0,
+        **backbone,
+    ) -> None:
+        """`latent_dim` None: training sets it to twice the data's factors (10 without)."""
+        if latent_dim is None:
+            raise UntwineError(
+                "model.latent_dim is required (training sets it to twice the data's factors)"
+            )
+        super().__init__(latent_dim=latent_dim, **backbone)
+        if values_per_latent < 2:
+            raise UntwineError(
+                f"model.values_per_latent must be at least 2, got {values_per_latent}"
+            )
         if weight_decay < 0:
             raise UntwineError(f"model.weight_decay must be non-negative, got {weight_decay}")
         if not clip_value > 0:
             raise UntwineError(f"model.clip_value must be positive, got {clip_value}")
+        self.values_per_latent = values_per_latent
         self.weight_decay, self.clip_value = weight_decay, clip_value
 
     @property

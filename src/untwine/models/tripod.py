@@ -3,7 +3,7 @@ multiinformation (KLM) and a normalised Hessian penalty on the decoder (NHP)."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Literal
 
 import torch
 
@@ -16,7 +16,9 @@ from untwine.nn import hidden_activations
 
 @MODELS.register("tripod")
 class Tripod(QuantizedAE):
-    """Each latent is squashed by tanh and rounded to `values_per_latent` fixed levels evenly
+    """Rounds each latent to fixed levels and penalises its dependence and the decoder's mixing.
+
+    Each latent is squashed by tanh and rounded to `values_per_latent` fixed levels evenly
     spaced on [-1, 1] (finite scalar quantisation, no codebook to learn). Two penalties:
     KLM, the multiinformation of the batch's codes under Gaussian kernel density estimates,
     and NHP, how far off the diagonal the Hessian of each of the decoder's hidden activations
@@ -30,15 +32,8 @@ class Tripod(QuantizedAE):
     exactly zero and NHP's ratio jumps whenever a step crosses a kink.
     """
 
-    example_options: ClassVar[dict[str, Any]] = {
-        "latent_dim": 3,
-        "hidden": (32,),
-        "values_per_latent": 4,
-    }
-
     def __init__(
         self,
-        latent_dim: int | None = None,
         values_per_latent: int = 12,
         multiinformation_weight: float = 1e-4,
         hessian_weight: float = 1e-2,
@@ -46,19 +41,14 @@ class Tripod(QuantizedAE):
         epsilon: float = 0.1,
         weight_decay: float = 0.0,
         activation: Literal["relu", "gelu"] = "gelu",
-        **backbone,
+        **quantized,
     ) -> None:
-        if latent_dim is None:
-            raise UntwineError(
-                "model.latent_dim is required (training sets it to twice the data's factors)"
-            )
         super().__init__(
-            latent_dim=latent_dim, weight_decay=weight_decay, activation=activation, **backbone
+            values_per_latent=values_per_latent,
+            weight_decay=weight_decay,
+            activation=activation,
+            **quantized,
         )
-        if values_per_latent < 2:
-            raise UntwineError(
-                f"model.values_per_latent must be at least 2, got {values_per_latent}"
-            )
         if multiinformation_weight < 0 or hessian_weight < 0:
             raise UntwineError(
                 "model.multiinformation_weight and model.hessian_weight must be non-negative, "
@@ -71,7 +61,7 @@ class Tripod(QuantizedAE):
         self.multiinformation_weight, self.hessian_weight = multiinformation_weight, hessian_weight
         self.perturbations, self.epsilon = perturbations, epsilon
         levels = torch.linspace(-1.0, 1.0, values_per_latent)
-        self.register_buffer("levels", levels.repeat(latent_dim, 1))  # (D, V)
+        self.register_buffer("levels", levels.repeat(self.latent_dim, 1))  # (D, V)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The continuous code, squashed into [-1, 1], (B, D)."""

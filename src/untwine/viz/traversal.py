@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,16 @@ from untwine.viz.grid import compose, save_png
 from untwine.viz.knobs import Knob, factor_latent_matrix, knob_names
 
 
+def _random_batches(
+    model: Model, dataset: Dataset, n: int, seed: int, batch_size: int
+) -> Iterator[torch.Tensor]:
+    """`n` random images drawn with `seed`, in batches on the model's device."""
+    device = next(model.parameters()).device
+    indices = np.random.default_rng(seed).integers(0, len(dataset), n)
+    for start in range(0, n, batch_size):
+        yield to_tensor(dataset.observations(indices[start : start + batch_size]), device)
+
+
 @torch.no_grad()
 def kl_per_dim(
     model: VAEBase,
@@ -30,13 +41,10 @@ def kl_per_dim(
     batch_size: int = 128,
 ) -> np.ndarray:
     """Average KL of each latent to the prior over `n` random images, (D,)."""
-    device = next(model.parameters()).device
-    indices = np.random.default_rng(seed).integers(0, len(dataset), n)
-    total = torch.zeros(model.latent_dim, device=device)
-    for start in range(0, n, batch_size):
-        x = to_tensor(dataset.observations(indices[start : start + batch_size]), device)
-        mu, logvar = model.encode(x)
-        total += kl_normal(mu, logvar).sum(0)
+    total = sum(
+        kl_normal(*model.encode(x)).sum(0)
+        for x in _random_batches(model, dataset, n, seed, batch_size)
+    )
     return (total / n).cpu().numpy()
 
 
@@ -50,12 +58,10 @@ def code_entropy(
     batch_size: int = 128,
 ) -> np.ndarray:
     """Entropy of each quantised latent's values over `n` random images, nats, (D,)."""
-    device = next(model.parameters()).device
-    indices = np.random.default_rng(seed).integers(0, len(dataset), n)
-    codes = []
-    for start in range(0, n, batch_size):
-        x = to_tensor(dataset.observations(indices[start : start + batch_size]), device)
-        codes.append(model.quantize(model.encode(x))[1].cpu().numpy())
+    codes = [
+        model.quantize(model.encode(x))[1].cpu().numpy()
+        for x in _random_batches(model, dataset, n, seed, batch_size)
+    ]
     return discrete_entropy(np.concatenate(codes))
 
 
