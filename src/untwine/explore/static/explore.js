@@ -84,8 +84,11 @@ function slider(run, r, latent) {
     select.addEventListener("change", () => move(r, latent, Number(select.value)));
     return row;
   }
+  const ticks = latent.values  // a quantised latent's values, as tick marks under its slider
+    ? `<datalist id="${id}-values">${latent.values.map((v) => `<option value="${v}"></option>`).join("")}</datalist>`
+    : "";
   row.innerHTML = label +
-    `<div class="track"><input type="range" id="${id}" min="${latent.low}" max="${latent.high}" step="${latent.values ? "any" : 0.05}">` +
+    `<div class="track"><input type="range" id="${id}" min="${latent.low}" max="${latent.high}" step="${latent.values ? "any" : 0.05}"${latent.values ? ` list="${id}-values"` : ""}>${ticks}` +
     `<span class="mean" id="${id}-mean" title="the input's code"></span></div>` +
     `<button type="button" title="play this latent's traversal">▶</button>`;
   const input = row.querySelector("input");
