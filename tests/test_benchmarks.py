@@ -203,3 +203,18 @@ def test_the_shipped_reference_study_is_the_studys_objectives_at_three_strengths
         _, model = build(run.config, dataset)
         assert model.schedule_shortfall(run.config.train.steps) is None, run.name
     assert "udr" not in study.metrics and "irs" in study.metrics  # UDR comes per seed group
+
+
+def test_mig_gaps_name_a_factor_split_over_two_latents():
+    module = _load("mig_gaps")
+    rng = np.random.default_rng(0)
+    factors = np.stack([rng.integers(0, 3, 4000), rng.integers(0, 32, 4000)], 1)
+    clean = factors[:, 1] + 0.1 * rng.standard_normal(4000)  # position: one latent of its own
+    split = factors[:, :1] @ np.ones((1, 2)) + rng.standard_normal((4000, 2))  # shape: two
+    found = module.factor_gaps(np.column_stack([split, clean]), factors, ["shape", "position"])
+    for bins in ("equal_width", "quantile"):
+        shape, position = found[bins]["shape"], found[bins]["position"]
+        assert sorted(shape["latents"]) == [0, 1] and shape["gap"] < 0.05 < shape["nmi"][1]
+        assert position["latents"][0] == 2 and position["gap"] > 0.7
+        assert found[bins]["mig"] == pytest.approx((shape["gap"] + position["gap"]) / 2, abs=1e-3)
+    assert found["equal_width"]["position"]["nmi"][0] <= np.log(20) / np.log(32) + 0.01
