@@ -4,6 +4,7 @@ resumes, and a mistake in the file is one line before anything trains."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import sqlite3
@@ -193,6 +194,20 @@ def test_a_study_may_lengthen_its_runs_but_not_change_them(tmp_path):
     path.write_text(path.read_text() + "grid: {model.beta: [1, 4]}\n")
     with pytest.raises(UntwineError, match=r"run betavae-beta1-s0 trained with train.batch_size=4"):
         run_study(load_study(path), out)
+
+
+def test_a_run_stored_by_an_older_untwine_resumes_with_the_options_added_since(tmp_path):
+    path = _study(tmp_path, "grid: {model.beta: [1, 4]}\n")
+    out = tmp_path / "out"
+    run_study(load_study(path), out)
+    with sqlite3.connect(out / "study.db") as db:  # as stored before model.activation existed
+        for name, text in db.execute("SELECT name, config FROM runs").fetchall():
+            config = json.loads(text)
+            del config["model"]["activation"]
+            db.execute("UPDATE runs SET config=? WHERE name=?", (json.dumps(config), name))
+    ended = []
+    run_study(load_study(path), out, on_result=lambda row, left: ended.append(row))
+    assert ended == []  # the default trains what it trained: nothing to redo
 
 
 def test_a_failed_run_is_recorded_the_others_finish_and_the_cli_exits_1(tmp_path):

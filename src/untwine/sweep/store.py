@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from untwine.config import first_difference
+from untwine.config import first_difference, resolve_config
 from untwine.errors import UntwineError
 from untwine.sweep.study import StudyRun
 
@@ -66,7 +66,9 @@ class ResultStore:
             if row is None:
                 self._write(run.name, run, "pending")
                 continue
-            old = json.loads(row["config"])
+            # read with today's defaults, as a run directory's config is: an option added
+            # since the run trained takes the default that trains as before
+            old = json.loads(json.dumps(resolve_config(json.loads(row["config"])).to_dict()))
             difference = first_difference(old, new)
             if difference:
                 key, was, now = difference
