@@ -21,6 +21,7 @@ def test_an_empty_config_resolves_to_complete_defaults():
         "likelihood": "bernoulli",
         "likelihood_scale": 1.0,
         "learn_scale": False,
+        "activation": "relu",
         "beta": 16.0,
         "beta_schedule": "constant",
         "beta_period": 10000,
