@@ -41,7 +41,7 @@ def plan_study(study: Study, out: Path, *, workers: int = 1) -> list[SettingCost
     threads = worker_threads(workers)
     settings: dict[str, list[StudyRun]] = {}
     for run in left:
-        settings.setdefault(_setting_key(run), []).append(run)
+        settings.setdefault(run.setting, []).append(run)
     scoring: dict[str, float] = {}
     costs = []
     with tempfile.TemporaryDirectory(prefix="untwine-plan-") as scratch:
@@ -76,13 +76,6 @@ def _runs_left(study: Study, out: Path) -> list[StudyRun]:
         return [run for run in study.runs if store.status(run.name) != "done"]
     finally:
         store.close()
-
-
-def _setting_key(run: StudyRun) -> str:
-    """A run's config less its seed: the runs that train at one speed."""
-    config = run.config.to_dict()
-    config["train"] = {k: v for k, v in config["train"].items() if k != "seed"}
-    return json.dumps(config, sort_keys=True)
 
 
 def _images_per_s(run: StudyRun, probe: Path, threads: int) -> float:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import socket
 import sys
@@ -148,9 +147,7 @@ def _seed_groups(study: Study) -> list[list[str]]:
     """The study's runs grouped by their config less train.seed, in grid order."""
     groups: dict[str, list[str]] = {}
     for run in study.runs:
-        config = run.config.to_dict()
-        key = json.dumps({**config, "train": {**config["train"], "seed": None}}, sort_keys=True)
-        groups.setdefault(key, []).append(run.name)
+        groups.setdefault(run.setting, []).append(run.name)
     return list(groups.values())
 
 

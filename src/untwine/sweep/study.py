@@ -52,6 +52,12 @@ class StudyRun:
         text = json.dumps(self.config.to_dict(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    @property
+    def setting(self) -> str:
+        """Its config less the seed, as text: the same for every seed of one setting."""
+        config = self.config.to_dict()
+        return json.dumps({**config, "train": {**config["train"], "seed": None}}, sort_keys=True)
+
 
 @dataclass(frozen=True)
 class Study:
