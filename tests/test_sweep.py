@@ -433,3 +433,24 @@ def test_a_plan_times_each_setting_left_and_trains_nothing(tmp_path):
     path.write_text(path.read_text().replace("seeds: [0, 1]", "seeds: [0]"))
     done = run_cli("sweep", str(path), "--plan", "--out", str(out)).stdout
     assert done.strip() == f"study: every run is done in {out}"
+
+
+def test_only_trains_the_runs_it_names_and_the_rest_wait_for_a_later_sweep(tmp_path):
+    path = _study(tmp_path, "grid: {model.beta: [1, 4]}\nseeds: [0, 1]\n")
+    out = tmp_path / "out"
+    planned = run_cli("sweep", str(path), "--plan", "--only", "*-s0", "--out", str(out)).stdout
+    assert "2 runs left" in planned
+    shown = run_cli("sweep", str(path), "--only", "*-s0", "--out", str(out)).stdout
+    assert "[2/2] betavae-beta4-s0: done" in shown
+    with sqlite3.connect(out / "study.db") as db:
+        done = db.execute("SELECT name FROM runs WHERE status='done' ORDER BY name").fetchall()
+    assert done == [("betavae-beta1-s0",), ("betavae-beta4-s0",)]
+    assert "| 1 | 1/2 |" in (out / "results.md").read_text()  # the table still lists every run
+    run_cli("sweep", str(path), "--only", "betavae-beta1-*", "--out", str(out))
+    assert [row["status"] for row in run_study(load_study(path), out, only=["*"])] == ["done"] * 4
+    done = run_cli("sweep", str(path), "--plan", "--only", "*-s1", "--out", str(out)).stdout
+    assert done.strip() == f"study: every run matching *-s1 is done in {out}"
+
+    wrong = run_cli("sweep", str(path), "--only", "vae-*", "--out", str(out), check=False)
+    assert wrong.returncode == 2 and len(wrong.stderr.strip().splitlines()) == 1
+    assert "no run of study 'study' matches 'vae-*'; its runs: betavae-beta1-s0" in wrong.stderr

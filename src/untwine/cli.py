@@ -401,14 +401,15 @@ def report(run: str, seed: int) -> None:
     click.echo(write_report(run, seed=seed))
 
 
-def _print_plan(study: Any, out_dir: Path, workers: int) -> None:
+def _print_plan(study: Any, out_dir: Path, workers: int, only: tuple[str, ...]) -> None:
     """The cost of a study's remaining runs, setting by setting, measured on this machine."""
     from untwine.sweep.plan import plan_study
     from untwine.sweep.pool import worker_threads
 
-    costs = plan_study(study, out_dir, workers=workers)
+    costs = plan_study(study, out_dir, workers=workers, only=only)
     if not costs:
-        click.echo(f"{study.name}: every run is done in {out_dir}")
+        chosen = f" matching {' or '.join(only)}" if only else ""
+        click.echo(f"{study.name}: every run{chosen} is done in {out_dir}")
         return
     width = max(len("setting"), *(len(c.setting) for c in costs))
     click.echo(f"{'setting':<{width}} {'runs':>4} {'images/s':>9} {'train':>8} {'score':>8}")
@@ -463,6 +464,13 @@ def _duration(seconds: float) -> str:
     help="Train nothing: time each setting still to run for a few steps, and its scoring "
     "once, and print what the study will cost on this machine.",
 )
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="PATTERN",
+    help="Train only the runs whose names match this shell-style pattern (`adagvae-*`, "
+    "`*-s0`); repeat for several. The tables still list every run.",
+)
 def sweep(
     study_file: str,
     out: str | None,
@@ -471,6 +479,7 @@ def sweep(
     address: str | None,
     wait: bool,
     plan: bool,
+    only: tuple[str, ...],
 ) -> None:
     """Train and score every run of a study (models x hyperparameters x seeds).
 
@@ -487,7 +496,7 @@ def sweep(
     study = load_study(study_file)
     out_dir = Path(out or f"studies/{study.name}")
     if plan:
-        _print_plan(study, out_dir, workers or 1)
+        _print_plan(study, out_dir, workers or 1, only)
         return
     ended = 0
 
@@ -511,6 +520,7 @@ def sweep(
             progress=True,
             on_result=show,
             wait=wait,
+            only=only,
         )
     except KeyboardInterrupt:
         click.echo(

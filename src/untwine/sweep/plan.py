@@ -8,6 +8,7 @@ import re
 import tempfile
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -34,10 +35,13 @@ class SettingCost:
     score_s: float
 
 
-def plan_study(study: Study, out: Path, *, workers: int = 1) -> list[SettingCost]:
+def plan_study(
+    study: Study, out: Path, *, workers: int = 1, only: Sequence[str] | None = None
+) -> list[SettingCost]:
     """Time every setting with runs left under `out` (seeds share one timing), each on the
-    threads a worker of `workers` gets; a run's scoring is timed once per distinct scoring."""
-    left = _runs_left(study, out)
+    threads a worker of `workers` gets; a run's scoring is timed once per distinct scoring.
+    `only` counts just the runs whose names match its shell-style patterns."""
+    left = _runs_left(study.select(only), out)
     threads = worker_threads(workers)
     settings: dict[str, list[StudyRun]] = {}
     for run in left:
@@ -67,13 +71,13 @@ def plan_study(study: Study, out: Path, *, workers: int = 1) -> list[SettingCost
     return costs
 
 
-def _runs_left(study: Study, out: Path) -> list[StudyRun]:
-    """The study's runs not yet done in `out` (all of them where it has no store yet)."""
+def _runs_left(runs: list[StudyRun], out: Path) -> list[StudyRun]:
+    """Those of `runs` not yet done in `out` (all of them where it has no store yet)."""
     if not (out / STORE).is_file():
-        return list(study.runs)
+        return runs
     store = ResultStore(out / STORE)
     try:
-        return [run for run in study.runs if store.status(run.name) != "done"]
+        return [run for run in runs if store.status(run.name) != "done"]
     finally:
         store.close()
 

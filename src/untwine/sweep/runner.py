@@ -9,7 +9,7 @@ import socket
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,6 +37,7 @@ def run_study(
     progress: bool = False,
     on_result: Callable[[dict[str, Any], int], None] | None = None,
     wait: bool = False,
+    only: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Train and score every run of `study` under `out`; returns each run's row.
 
@@ -47,22 +48,26 @@ def run_study(
     and `out/results.md` the tables (rewritten after each run), `out/runs/NAME` each run.
     `on_result(row, left)` sees each run as it ends, and how many are left to end. One
     driver at a time runs a study directory: another is refused, or with `wait=True` waits.
+    `only` (shell-style patterns) trains just the runs whose names match; the tables still list
+    every run.
     """
     if workers is not None and workers < 1:
         raise UntwineError(f"workers must be at least 1, got {workers}")
     if backend not in ("local", "ray"):
         raise UntwineError(f"unknown sweep backend {backend!r}; accepted: local, ray")
+    chosen = {run.name for run in study.select(only)}
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UntwineError(f"output path {out} is a file; give a directory for the study")
     out.mkdir(parents=True, exist_ok=True)
     with study_lock(out, wait=wait):
-        return _run(study, out, workers, backend, address, progress, on_result)
+        return _run(study, out, chosen, workers, backend, address, progress, on_result)
 
 
 def _run(
     study: Study,
     out: Path,
+    chosen: set[str],
     workers: int | None,
     backend: str,
     address: str | None,
@@ -73,7 +78,9 @@ def _run(
     try:
         store.add(study.runs)
         names = [run.name for run in study.runs]
-        todo = [run for run in study.runs if store.status(run.name) != "done"]
+        todo = [
+            run for run in study.runs if run.name in chosen and store.status(run.name) != "done"
+        ]
         left = {run.name for run in todo}
         groups = _seed_groups(study)
 

@@ -18,10 +18,12 @@ of lists (`model.hidden: [[512, 256], [1200, 1200]]`).
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import itertools
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -67,6 +69,23 @@ class Study:
     runs: list[StudyRun]
     metrics: str | None
     samples: int
+
+    def select(self, patterns: Sequence[str] | None) -> list[StudyRun]:
+        """The runs whose names match any of the shell-style `patterns` (all runs for None)."""
+        if not patterns:
+            return list(self.runs)
+        for pattern in patterns:
+            if not any(fnmatch.fnmatchcase(run.name, pattern) for run in self.runs):
+                names = ", ".join(run.name for run in self.runs[:6])
+                more = ", ..." if len(self.runs) > 6 else ""
+                raise UntwineError(
+                    f"no run of study {self.name!r} matches {pattern!r}; its runs: {names}{more}"
+                )
+        return [
+            run
+            for run in self.runs
+            if any(fnmatch.fnmatchcase(run.name, pattern) for pattern in patterns)
+        ]
 
 
 def load_study(path: str | Path) -> Study:
