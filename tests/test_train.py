@@ -16,9 +16,10 @@ from safetensors.torch import load_file
 import untwine
 from tests.conftest import run_cli, tiny_config
 from untwine import runs
+from untwine.data import load_dataset
 from untwine.errors import UntwineError
 from untwine.models.betavae import BetaVAE
-from untwine.train.trainer import TrainingDiverged
+from untwine.train.trainer import TrainingDiverged, build, sample_batch
 
 TINY_CLI = [
     "--steps",
@@ -310,3 +311,44 @@ def test_a_twenty_step_run_writes_as_many_times_as_the_kill_test_counts(tmp_path
     monkeypatch.setattr(runs, "append_log", lambda run_dir, record: calls.append("log"))
     untwine.train(tiny_config(), tmp_path / "run", progress=False)
     assert len(calls) == WRITES, calls
+
+
+@pytest.mark.parametrize("name", ["betavae", "adagvae", "qlae", "tripod"])
+def test_bf16_runs_the_networks_in_bfloat16_and_keeps_weights_losses_and_scores_float32(name):
+    config = tiny_config(**{"model.name": name, "train.precision": "bf16"})
+    torch.manual_seed(0)
+    _, model = build(config, load_dataset("dsprites"))
+    seen = []
+    for network in (model.encoder, model.decoder):
+        first = next(m for m in network.modules() if isinstance(m, torch.nn.Linear))
+        first.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    x = sample_batch(load_dataset("dsprites"), 8, torch.Generator().manual_seed(0), "cpu", 1)
+    model.train()
+    terms = model.loss(x, 0)
+    terms["loss"].backward()
+    # Tripod's Hessian penalty takes second differences of the decoder: those stay float32
+    assert set(seen) == ({torch.bfloat16, torch.float32} if name == "tripod" else {torch.bfloat16})
+    assert all(term.dtype == torch.float32 for term in terms.values())
+    assert all(p.grad.dtype == torch.float32 for p in model.parameters() if p.grad is not None)
+
+    model.train_dtype = torch.float32
+    exact = model.loss(x, 0)["recon"]
+    assert abs(terms["recon"].item() - exact.item()) < 0.01 * exact.item()  # bf16's ~3 digits
+    seen.clear()
+    model.eval()
+    model.train_dtype = torch.bfloat16
+    model.representation(x)
+    assert set(seen) == {torch.float32}  # scores read the code in float32
+
+
+def test_precision_is_a_train_flag_recorded_in_the_run_and_refused_where_unsupported(tmp_path):
+    run_cli("train", *TINY_CLI, "--steps", "3", "--precision", "bf16", "--out", str(tmp_path / "r"))
+    assert runs.read_config(tmp_path / "r").train.precision == "bf16"
+    run_cli("train", *TINY_CLI, "--steps", "6", "--out", str(tmp_path / "r"))  # resumes in fp32
+    assert runs.trained_steps(tmp_path / "r") == 6
+
+    refused = run_cli("train", "--model", "infogan", "--precision", "bf16", check=False)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "train.precision bf16 is for autoencoders" in refused.stderr
+    wrong = run_cli("train", *TINY_CLI, "train.precision=fp16", check=False)
+    assert wrong.returncode == 2 and "fp16" in wrong.stderr

@@ -79,6 +79,8 @@ class ModelBase(nn.Module):
     (by default) no weight schedule to outlast."""
 
     pair_k: int | None = None  # single observations, unless a pair model says otherwise
+    # the dtype of the networks' matrix products while training (train.precision); see `run`
+    train_dtype: torch.dtype = torch.float32
 
     def needs_unit_interval(self) -> tuple[str, str] | None:
         """(what needs data in [0, 1], the option that lifts it); None: any values will do."""
@@ -144,9 +146,18 @@ class Autoencoder(ModelBase):
         else:
             self.register_buffer("log_scale", log_scale)
 
+    def run_network(self, network: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """`network(x)` in float32. While training under `train_dtype` bfloat16 its matrix
+        products run in bfloat16; the weights, the optimiser and every loss term stay float32,
+        and evaluation always runs in float32."""
+        if not self.training or self.train_dtype == torch.float32:
+            return network(x)
+        with torch.autocast(x.device.type, dtype=self.train_dtype):
+            return network(x).float()
+
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Decoder output for latents (B, D): logits for Bernoulli, means otherwise."""
-        return self.decoder(z)
+        return self.run_network(self.decoder, z)
 
     def mean_image(self, z: torch.Tensor) -> torch.Tensor:
         """The expected observation E[x|z], (B, C, H, W)."""
@@ -175,7 +186,7 @@ class VAEBase(Autoencoder, ABC):
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and log-variance, each (B, D), for images (B, C, H, W) in [0, 1]."""
-        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        mu, logvar = self.run_network(self.encoder, x).chunk(2, dim=1)
         # exp(±logvar) appears in every density: keep it inside float32's range
         return mu, logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
 

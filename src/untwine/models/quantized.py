@@ -73,7 +73,7 @@ class QuantizedAE(Autoencoder, ABC):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The continuous code before quantisation, (B, D)."""
-        return self.encoder(x)
+        return self.run_network(self.encoder, x)
 
     def quantize(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Each latent's nearest allowed value (B, D) and its index into `latent_values` (B, D)."""

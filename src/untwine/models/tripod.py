@@ -65,7 +65,7 @@ class Tripod(QuantizedAE):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The continuous code, squashed into [-1, 1], (B, D)."""
-        return torch.tanh(self.encoder(x))
+        return torch.tanh(self.run_network(self.encoder, x))
 
     def latent_values(self) -> torch.Tensor:
         """The fixed levels, (D, V)."""

@@ -23,7 +23,7 @@ from untwine.config import RunConfig, first_difference
 from untwine.data import Dataset, load_dataset, to_tensor
 from untwine.errors import UntwineError, UntwineWarning
 from untwine.evaluate import evaluate
-from untwine.models import MODELS, Model, create_model
+from untwine.models import MODELS, Autoencoder, Model, create_model
 from untwine.train import checkpoint
 
 
@@ -88,6 +88,7 @@ def build(config: RunConfig, dataset: Dataset) -> tuple[RunConfig, Model]:
     Options a model takes from the data (`observation_shape`, and `dataset_size` for the
     estimators that need N) are set here; a user-given value must agree with the data. A model
     whose `latent_dim` defaults to None gets twice the data's factors, unless one is given.
+    The model trains in `train.precision`.
     """
     derived = {"observation_shape": list(dataset.observation_shape), "dataset_size": len(dataset)}
     accepted = MODELS.options(config.model.name)
@@ -103,6 +104,13 @@ def build(config: RunConfig, dataset: Dataset) -> tuple[RunConfig, Model]:
     if sized_by_data and options.get("latent_dim") is None:
         options["latent_dim"] = 2 * len(dataset.factor_names) or 10  # twice the factors
     model = create_model(config.model.name, **options)
+    if config.train.precision == "bf16":
+        if not isinstance(model, Autoencoder):
+            raise UntwineError(
+                f"train.precision bf16 is for autoencoders (every VAE, pair and quantised "
+                f"model); {config.model.name} trains in fp32"
+            )
+        model.train_dtype = torch.bfloat16
     if model.pair_k is not None:
         dataset.check_pairs(model.pair_k, "model.k")
         if config.train.batch_size % 2:
