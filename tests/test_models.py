@@ -13,6 +13,7 @@ from untwine.data import load_dataset, to_tensor
 from untwine.errors import UntwineError
 from untwine.losses import elbo_decomposition, kl_normal, reconstruction
 from untwine.models import MODELS, Posterior, create_model
+from untwine.nn import hidden_activations
 
 from .conftest import tiny_config
 
@@ -82,7 +83,7 @@ def test_loss_decreases_over_50_steps_on_a_tiny_subset(batch):
         ({"beta": -1.0}, "beta must be non-negative"),
         ({"betta": 4}, "unknown option 'betta'"),
         ({"latent_dim": 2.5}, "latent_dim must be an integer"),
-        ({"arch": "resnet"}, "arch must be one of conv64, conv64-deep, mlp"),
+        ({"arch": "resnet"}, "arch must be one of conv64, conv64-deep, conv64-style, mlp"),
     ],
 )
 def test_bad_model_options_are_one_line_user_errors(options, message):
@@ -90,7 +91,7 @@ def test_bad_model_options_are_one_line_user_errors(options, message):
         create_model("betavae", observation_shape=SHAPE, **options)
 
 
-@pytest.mark.parametrize("arch", ["conv64", "conv64-deep"])
+@pytest.mark.parametrize("arch", ["conv64", "conv64-deep", "conv64-style"])
 def test_conv_archs_refuse_other_image_sizes(arch):
     with pytest.raises(UntwineError, match=r"needs 64x64 images .* use arch mlp"):
         create_model("vae", observation_shape=(3, 32, 32), arch=arch)
@@ -100,6 +101,7 @@ def test_conv_archs_refuse_other_image_sizes(arch):
     ("arch", "shape", "hidden"),
     [
         ("conv64-deep", (3, 64, 64), (1200, 1200)),
+        ("conv64-style", (1, 64, 64), (1200, 1200)),
         ("mlp", (1, 64, 64), (64, 32)),
         ("mlp", (7,), (16,)),  # a table row of seven features
     ],
@@ -254,3 +256,18 @@ def test_factorvae_gives_its_discriminator_k_steps_per_vae_step(tmp_path):
     assert steps == {"loss": {2}, "discriminator_loss": {6}}
     with pytest.raises(UntwineError, match="discriminator_steps must be at least 1, got 0"):
         make("factorvae", discriminator_steps=0)
+
+
+def test_the_style_decoder_modulates_every_resolution_and_shows_its_activations():
+    torch.manual_seed(0)
+    model = create_model("tripod", observation_shape=(1, 64, 64), latent_dim=4, arch="conv64-style")
+    decoder, z = model.decoder, torch.rand(2, model.latent_dim)
+    shapes = [tuple(h.shape) for h in hidden_activations(decoder, z)]
+    assert shapes == [(2, 256), (2, 64, 8, 8), (2, 32, 16, 16), (2, 32, 32, 32)]
+    other = z.clone()
+    other[:, 0] += 1.0  # one latent moved: every block's scale and shift move with it
+    for modulation in decoder.modulations:
+        assert not torch.allclose(modulation(decoder.style(z)), modulation(decoder.style(other)))
+    x = torch.rand(4, 1, 64, 64)
+    model.loss(x, step=0)["loss"].backward()  # Tripod's Hessian penalty runs through it
+    assert all(p.grad is not None for p in model.parameters())

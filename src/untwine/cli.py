@@ -128,9 +128,10 @@ def cli() -> None:
 @click.option("--latent-dim", type=int, help="Number of latent dimensions.  [default: 10]")
 @click.option(
     "--arch",
-    type=click.Choice(["conv64", "conv64-deep", "mlp"]),
-    help="Encoder/decoder: the study's convnet, a deeper one, or an MLP (model.hidden sizes "
-    "it).  [default: mlp; infogan conv64]",
+    type=click.Choice(["conv64", "conv64-deep", "conv64-style", "mlp"]),
+    help="Encoder/decoder: the study's convnet, a deeper one, the study's encoder with a "
+    "style-modulated decoder (QLAE's and Tripod's), or an MLP (model.hidden sizes it).  "
+    "[default: mlp; infogan conv64]",
 )
 @click.option("--beta", type=float, help="KL weight, for models that have one.")
 @click.option(

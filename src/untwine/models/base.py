@@ -116,7 +116,7 @@ class Autoencoder(ModelBase):
         # at the trainer's batches of 256 and lr 1e-3, the MLP beat the study's convnet (batches
         # of 64, lr 1e-4) on every disentanglement score of each model compared on two CPU cores
         # (docs/quality.md)
-        arch: Literal["conv64", "conv64-deep", "mlp"] = "mlp",
+        arch: Literal["conv64", "conv64-deep", "conv64-style", "mlp"] = "mlp",
         hidden: tuple[int, ...] = (1200, 1200),
         likelihood: Literal["bernoulli", "gaussian", "laplace"] = "bernoulli",
         likelihood_scale: float = 1.0,

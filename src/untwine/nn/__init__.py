@@ -8,11 +8,17 @@ import torch
 from torch import nn
 
 from untwine.errors import UntwineError
-from untwine.nn.conv import Conv64Decoder, Conv64DeepDecoder, Conv64DeepEncoder, Conv64Encoder
+from untwine.nn.conv import (
+    Conv64Decoder,
+    Conv64DeepDecoder,
+    Conv64DeepEncoder,
+    Conv64Encoder,
+    Conv64StyleDecoder,
+)
 from untwine.nn.discriminator import LatentDiscriminator
 from untwine.nn.mlp import MLPDecoder, MLPEncoder
 
-ARCHITECTURES = ("conv64", "conv64-deep", "mlp")
+ARCHITECTURES = ("conv64", "conv64-deep", "conv64-style", "mlp")
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU}
 __all__ = [
     "ACTIVATIONS",
@@ -21,6 +27,7 @@ __all__ = [
     "Conv64DeepDecoder",
     "Conv64DeepEncoder",
     "Conv64Encoder",
+    "Conv64StyleDecoder",
     "LatentDiscriminator",
     "MLPDecoder",
     "MLPEncoder",
@@ -58,6 +65,7 @@ def build_backbone(
     convs = {
         "conv64": (Conv64Encoder, Conv64Decoder),
         "conv64-deep": (Conv64DeepEncoder, Conv64DeepDecoder),
+        "conv64-style": (Conv64Encoder, Conv64StyleDecoder),
     }
     if arch not in convs:
         raise UntwineError(f"unknown arch {arch!r}; available: {', '.join(ARCHITECTURES)}")
@@ -74,10 +82,16 @@ def build_backbone(
 
 
 def hidden_activations(decoder: nn.Module, z: torch.Tensor) -> list[torch.Tensor]:
-    """The outputs of each activation inside a decoder's `net`, in order, for z."""
-    outputs, h = [], z
-    for layer in decoder.net:
-        h = layer(h)
-        if isinstance(layer, tuple(ACTIVATIONS.values())):
-            outputs.append(h)
+    """The output of each activation layer inside a decoder, in the order they run, for z."""
+    outputs: list[torch.Tensor] = []
+    hooks = [
+        module.register_forward_hook(lambda module, args, out: outputs.append(out))
+        for module in decoder.modules()
+        if isinstance(module, tuple(ACTIVATIONS.values()))
+    ]
+    try:
+        decoder(z)
+    finally:
+        for hook in hooks:
+            hook.remove()
     return outputs

@@ -102,3 +102,40 @@ class Conv64DeepDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
+
+
+class Conv64StyleDecoder(nn.Module):
+    """A style-modulated decoder, as QLAE and Tripod use (after Karras et al. 2019), at the
+    study's decoder's sizes: a learned 4x4x64 map, upsampled by 4x4 stride-2 transposed convs
+    (64, 32, 32 filters), each followed by the activation, instance norm, and a per-channel
+    scale and shift that z sets; a last transposed conv to C channels at 64x64. z reaches
+    every resolution, instead of only the first layer."""
+
+    widths = (64, 32, 32)
+
+    def __init__(
+        self, latent_dim: int, out_channels: int, activation: type[nn.Module] = nn.ReLU
+    ) -> None:
+        super().__init__()
+        self.style = nn.Sequential(nn.Linear(latent_dim, 256), activation())  # z -> w
+        self.start = nn.Parameter(torch.full((64, 4, 4), 0.1))  # the map z modulates
+        self.blocks = nn.ModuleList()
+        self.modulations = nn.ModuleList()
+        for c_in, c_out in zip((64, *self.widths[:-1]), self.widths, strict=True):
+            self.blocks.append(
+                nn.Sequential(
+                    nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1),  # doubles H, W
+                    activation(),
+                    nn.InstanceNorm2d(c_out),
+                )
+            )
+            self.modulations.append(nn.Linear(256, 2 * c_out))
+        self.out = nn.ConvTranspose2d(self.widths[-1], out_channels, 4, stride=2, padding=1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        w = self.style(z)
+        h = self.start.expand(z.shape[0], -1, -1, -1)
+        for block, modulation in zip(self.blocks, self.modulations, strict=True):
+            scale, shift = modulation(w)[:, :, None, None].chunk(2, dim=1)
+            h = block(h) * (1 + scale) + shift  # 1 + scale: the identity at initialisation
+        return self.out(h)  # (B, C, 64, 64)
