@@ -79,7 +79,8 @@ class ModelBase(nn.Module):
     (by default) no weight schedule to outlast."""
 
     pair_k: int | None = None  # single observations, unless a pair model says otherwise
-    # the dtype of the networks' matrix products while training (train.precision); see `run`
+    # the dtype of the networks' matrix products while training (train.precision); see
+    # `Autoencoder.run_network`
     train_dtype: torch.dtype = torch.float32
 
     def needs_unit_interval(self) -> tuple[str, str] | None:
