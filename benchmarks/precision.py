@@ -45,9 +45,9 @@ def images_per_s(overrides: list[str], precision: str, steps: int, batch_size: i
             started = time.perf_counter()
         x = sample_batch(dataset, batch_size, generator, torch.device("cpu"), model.pair_k)
         terms = model.loss(x, step)
-        for key, optimizer in optimizers.items():
+        for i, (key, optimizer) in enumerate(optimizers.items()):  # as the trainer steps them
             optimizer.zero_grad(set_to_none=True)
-            terms[key].backward(retain_graph=True)
+            terms[key].backward(retain_graph=i < len(optimizers) - 1)
             optimizer.step()
     return steps * batch_size / (time.perf_counter() - started)
 

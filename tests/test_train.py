@@ -316,13 +316,14 @@ def test_a_twenty_step_run_writes_as_many_times_as_the_kill_test_counts(tmp_path
 @pytest.mark.parametrize("name", ["betavae", "adagvae", "qlae", "tripod"])
 def test_bf16_runs_the_networks_in_bfloat16_and_keeps_weights_losses_and_scores_float32(name):
     config = tiny_config(**{"model.name": name, "train.precision": "bf16"})
+    dataset = load_dataset("dsprites")
     torch.manual_seed(0)
-    _, model = build(config, load_dataset("dsprites"))
+    _, model = build(config, dataset)
     seen = []
     for network in (model.encoder, model.decoder):
         first = next(m for m in network.modules() if isinstance(m, torch.nn.Linear))
         first.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
-    x = sample_batch(load_dataset("dsprites"), 8, torch.Generator().manual_seed(0), "cpu", 1)
+    x = sample_batch(dataset, 8, torch.Generator().manual_seed(0), "cpu", 1)
     model.train()
     terms = model.loss(x, 0)
     terms["loss"].backward()

@@ -108,7 +108,7 @@ RESUMABLE_CHANGES = (
     "train.eval_metrics",
     "train.eval_samples",
     "train.threads",  # changes the numbers, not what is trained: a resume warns (see trainer)
-    "train.precision",  # likewise
+    "train.precision",  # changes the numbers, not what is trained
 )
 # Model options that training reads off the dataset rather than a user setting them.
 DATA_DERIVED_OPTIONS = ("observation_shape", "dataset_size")

@@ -79,9 +79,6 @@ class ModelBase(nn.Module):
     (by default) no weight schedule to outlast."""
 
     pair_k: int | None = None  # single observations, unless a pair model says otherwise
-    # the dtype of the networks' matrix products while training (train.precision); see
-    # `Autoencoder.run_network`
-    train_dtype: torch.dtype = torch.float32
 
     def needs_unit_interval(self) -> tuple[str, str] | None:
         """(what needs data in [0, 1], the option that lifts it); None: any values will do."""
@@ -109,6 +106,8 @@ class Autoencoder(ModelBase):
     config: dict[str, Any]
     example_options: ClassVar[dict[str, Any]] = {"latent_dim": 3, "hidden": (32,)}  # for tests
     outputs_per_latent: ClassVar[int] = 1  # encoder outputs per latent (a VAE's: mean, log-var)
+    # the dtype of the networks' matrix products while training (train.precision); see run_network
+    train_dtype: torch.dtype = torch.float32
 
     def __init__(
         self,

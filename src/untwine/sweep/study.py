@@ -74,18 +74,17 @@ class Study:
         """The runs whose names match any of the shell-style `patterns` (all runs for None)."""
         if not patterns:
             return list(self.runs)
+        chosen: set[str] = set()
         for pattern in patterns:
-            if not any(fnmatch.fnmatchcase(run.name, pattern) for run in self.runs):
+            matches = {run.name for run in self.runs if fnmatch.fnmatchcase(run.name, pattern)}
+            if not matches:
                 names = ", ".join(run.name for run in self.runs[:6])
                 more = ", ..." if len(self.runs) > 6 else ""
                 raise UntwineError(
                     f"no run of study {self.name!r} matches {pattern!r}; its runs: {names}{more}"
                 )
-        return [
-            run
-            for run in self.runs
-            if any(fnmatch.fnmatchcase(run.name, pattern) for pattern in patterns)
-        ]
+            chosen |= matches
+        return [run for run in self.runs if run.name in chosen]
 
 
 def load_study(path: str | Path) -> Study:
