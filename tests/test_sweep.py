@@ -13,13 +13,16 @@ import sys
 import time
 
 import pytest
+from click.testing import CliRunner
 
 from tests.conftest import run_cli
 from untwine import runs
+from untwine.cli import cli
 from untwine.errors import UntwineError
 from untwine.evaluate import agreement
 from untwine.sweep import load_study, run_study
 from untwine.sweep.cluster import gpu_requests
+from untwine.sweep.pool import busy_cores
 from untwine.sweep.runner import study_lock
 from untwine.sweep.store import ResultStore
 
@@ -454,3 +457,30 @@ def test_only_trains_the_runs_it_names_and_the_rest_wait_for_a_later_sweep(tmp_p
     wrong = run_cli("sweep", str(path), "--only", "vae-*", "--out", str(out), check=False)
     assert wrong.returncode == 2 and len(wrong.stderr.strip().splitlines()) == 1
     assert "no run of study 'study' matches 'vae-*'; its runs: betavae-beta1-s0" in wrong.stderr
+
+
+def test_busy_cores_counts_other_processes_that_keep_a_core_running():
+    spin = "while True: pass"
+    spinners = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(2)]
+    try:
+        time.sleep(0.5)
+        assert busy_cores() >= 2
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
+def test_a_sweep_on_a_busy_machine_says_so_and_how_to_leave_the_other_work_its_cores(
+    tmp_path, monkeypatch
+):
+    path = _study(tmp_path, "")
+    cores = os.cpu_count() or 1
+    monkeypatch.setattr("untwine.sweep.pool.busy_cores", lambda: cores)
+    shown = CliRunner().invoke(cli, ["sweep", str(path), "--plan", "--out", str(tmp_path / "o")])
+    assert shown.exit_code == 0, shown.output
+    warning = f"warning: other work keeps {cores} of this machine's {cores} cores busy"
+    assert shown.stderr.startswith(warning) and "--workers 1, train.threads: 1" in shown.stderr
+    monkeypatch.setattr("untwine.sweep.pool.busy_cores", lambda: 0)
+    quiet = CliRunner().invoke(cli, ["sweep", str(path), "--plan", "--out", str(tmp_path / "o")])
+    assert quiet.exit_code == 0 and quiet.stderr == ""

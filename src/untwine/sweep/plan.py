@@ -15,7 +15,7 @@ from pathlib import Path
 from untwine import runs as run_files
 from untwine.errors import UntwineWarning
 from untwine.evaluate import evaluate
-from untwine.sweep.pool import worker_threads
+from untwine.sweep.pool import warn_if_busy, worker_threads
 from untwine.sweep.runner import STORE
 from untwine.sweep.store import ResultStore
 from untwine.sweep.study import Study, StudyRun
@@ -42,6 +42,8 @@ def plan_study(
     threads a worker of `workers` gets; a run's scoring is timed once per distinct scoring.
     `only` counts just the runs whose names match its shell-style patterns."""
     left = _runs_left(study.select(only), out)
+    if left:
+        warn_if_busy()
     threads = worker_threads(workers)
     settings: dict[str, list[StudyRun]] = {}
     for run in left:

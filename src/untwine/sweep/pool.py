@@ -12,11 +12,15 @@ import os
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
 from typing import Any
 
 import torch
+
+from untwine.errors import UntwineWarning
 
 
 def run_in_pool(
@@ -51,6 +55,34 @@ def run_in_pool(
 def worker_threads(jobs: int) -> int:
     """Each of `jobs` workers' share of the cores (on two cores, two 1-thread runs beat one)."""
     return max((os.cpu_count() or 1) // jobs, 1)
+
+
+def warn_if_busy() -> None:
+    """Say so when other work already keeps half this machine's cores running: the workers
+    take a share of every core, so both would crawl."""
+    cores, busy = os.cpu_count() or 1, busy_cores()
+    if busy and busy >= cores / 2:
+        warnings.warn(
+            f"other work keeps {busy} of this machine's {cores} cores busy: the runs will share "
+            "them and train (and --plan time them) slower; wait for it to end, or give the sweep "
+            f"the rest (--workers 1, train.threads: {max(cores - busy, 1)} in the study's base)",
+            UntwineWarning,
+            stacklevel=3,
+        )
+
+
+def busy_cores(samples: int = 5, interval_s: float = 0.05) -> int:
+    """Cores other processes keep busy now: the fewest running besides this one over a few
+    looks at /proc/loadavg (a moment's spike is not load); 0 where the system does not say."""
+    counts = []
+    for _ in range(samples):
+        try:
+            running = Path("/proc/loadavg").read_text().split()[3].split("/")[0]
+        except (OSError, IndexError):
+            return 0
+        counts.append(int(running) - 1)  # this process is running while it reads
+        time.sleep(interval_s)
+    return max(min(counts), 0)
 
 
 def _start_worker(threads: int, parent: int) -> None:

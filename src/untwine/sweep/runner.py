@@ -17,7 +17,7 @@ from untwine.allocator import reuse_freed_memory
 from untwine.config import resolve_config
 from untwine.errors import UntwineError, UntwineWarning
 from untwine.sweep.cluster import run_on_ray
-from untwine.sweep.pool import run_in_pool
+from untwine.sweep.pool import run_in_pool, warn_if_busy
 from untwine.sweep.store import ResultStore
 from untwine.sweep.study import Study
 from untwine.sweep.tables import write_tables
@@ -122,6 +122,7 @@ def _run(
                 train_and_score, calls, record, address=address, devices=devices, limit=workers
             )
         else:
+            warn_if_busy()
             jobs = min(workers or 1, len(calls))
             run_in_pool(train_and_score, calls, jobs, record)
         return store.rows(names)
