@@ -65,6 +65,13 @@ def test_a_study_expands_to_arms_times_swept_values_times_seeds(tmp_path):
     assert last.config.model.options["latent_dim"] == 3  # from base
     assert "model.beta" not in last.swept  # that arm does not set it
     assert len({run.config_hash for run in study.runs}) == 6
+    path.write_text(TINY + "grid:\n  - {data.name: [dsprites, shapes3d], model.beta: [1, 4]}\n")
+    assert [run.name for run in load_study(path).runs] == [
+        "betavae-dsprites-beta1-s0",
+        "betavae-dsprites-beta4-s0",
+        "betavae-shapes3d-beta1-s0",
+        "betavae-shapes3d-beta4-s0",
+    ]
 
 
 def test_a_study_without_a_grid_is_one_run_per_seed_with_evaluate_defaults(tmp_path):

@@ -247,11 +247,13 @@ def _varying_keys(points: list[dict[str, Any]]) -> list[str]:
 
 
 def _run_name(model: str, point: dict[str, Any], swept: list[str]) -> str:
-    """`betavae-beta4-s0`: the model, then each swept value but the seed's, then the seed."""
+    """`betavae-beta4-shapes3d-s0`: the model, then each swept value but the seed's (after its
+    option's name, but a `data.name` alone), then the seed."""
     parts = [model]
     for key in swept:
         if key not in ("model.name", "train.seed") and key in point:
-            parts.append(key.rpartition(".")[2] + _label(point[key]))
+            option = key.rpartition(".")[2]
+            parts.append(_label(point[key]) if option == "name" else option + _label(point[key]))
     return "-".join([*parts, f"s{point['train.seed']}"])
 
 
