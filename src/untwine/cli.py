@@ -430,9 +430,14 @@ def _print_plan(study: Any, out_dir: Path, workers: int, only: tuple[str, ...]) 
     runs = sum(c.runs for c in costs)
     click.echo(
         f"{runs} runs left: {_duration(total)} of one worker, about {_duration(total / workers)} "
-        f"with --workers {workers} (each on {worker_threads(workers)} threads; measured now, so "
-        "other work on this machine slows the estimate)"
+        f"with --workers {workers} (each on {_count(worker_threads(workers), 'thread')}; "
+        "measured now, so other work on this machine slows the estimate)"
     )
+
+
+def _count(n: int, noun: str) -> str:
+    """1 thread, 2 threads."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _duration(seconds: float) -> str:
