@@ -243,6 +243,7 @@ def test_the_cli_sweeps_on_two_workers_and_a_bad_study_exits_2(tmp_path):
     result = run_cli("sweep", str(path), "--workers", "2", cwd=tmp_path)
     ended = [line.split("] ")[1].split(":")[0] for line in result.stdout.splitlines()[:2]]
     assert sorted(ended) == ["betavae-s0", "vae-s0"]  # in the order they finished
+    assert result.stderr.startswith("study: training 2 of 2 runs, 2 at a time; each prints")
     assert "results:   studies/study/results.md" in result.stdout
     assert (tmp_path / "studies" / "study" / "runs" / "vae-s0" / "model.safetensors").exists()
     (tmp_path / "bad.yaml").write_text("grid: {model.name: [vae, nosuch]}\n")
@@ -450,8 +451,9 @@ def test_only_trains_the_runs_it_names_and_the_rest_wait_for_a_later_sweep(tmp_p
     out = tmp_path / "out"
     planned = run_cli("sweep", str(path), "--plan", "--only", "*-s0", "--out", str(out)).stdout
     assert "2 runs left" in planned
-    shown = run_cli("sweep", str(path), "--only", "*-s0", "--out", str(out)).stdout
-    assert "[2/2] betavae-beta4-s0: done" in shown
+    shown = run_cli("sweep", str(path), "--only", "*-s0", "--out", str(out))
+    assert "[2/2] betavae-beta4-s0: done" in shown.stdout
+    assert "study: training 2 of 4 runs, 1 at a time" in shown.stderr
     with sqlite3.connect(out / "study.db") as db:
         done = db.execute("SELECT name FROM runs WHERE status='done' ORDER BY name").fetchall()
     assert done == [("betavae-beta1-s0",), ("betavae-beta4-s0",)]

@@ -523,6 +523,14 @@ def sweep(
         scores = [f"{k} {row['metrics'][k]:.3f}" for k in headline_keys() if k in row["metrics"]]
         click.echo(f"{count} {row['name']}: done in {row['train_s']:.0f} s  {', '.join(scores)}")
 
+    def start(names: list[str]) -> None:
+        where = "as Ray tasks" if backend == "ray" else f"{min(workers or 1, len(names))} at a time"
+        click.echo(
+            f"{study.name}: training {len(names)} of {len(study.runs)} runs, {where}; each "
+            f"prints a line as it ends, and {out_dir / 'results.md'} gains it",
+            err=True,
+        )
+
     try:
         rows = run_study(
             study,
@@ -531,6 +539,7 @@ def sweep(
             backend=backend,
             address=address,
             progress=True,
+            on_start=start,
             on_result=show,
             wait=wait,
             only=only,

@@ -36,6 +36,7 @@ def run_study(
     address: str | None = None,
     progress: bool = False,
     on_result: Callable[[dict[str, Any], int], None] | None = None,
+    on_start: Callable[[list[str]], None] | None = None,
     wait: bool = False,
     only: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
@@ -46,6 +47,7 @@ def run_study(
     once if given. Finished runs are never redone; a run cut short resumes from its
     checkpoint; failed runs are tried again. `out/study.db` holds the rows, `out/results.csv`
     and `out/results.md` the tables (rewritten after each run), `out/runs/NAME` each run.
+    `on_start(names)` sees the runs about to train, once the study is this driver's;
     `on_result(row, left)` sees each run as it ends, and how many are left to end. One
     driver at a time runs a study directory: another is refused, or with `wait=True` waits.
     `only` (shell-style patterns) trains just the runs whose names match; the tables still list
@@ -61,7 +63,7 @@ def run_study(
         raise UntwineError(f"output path {out} is a file; give a directory for the study")
     out.mkdir(parents=True, exist_ok=True)
     with study_lock(out, wait=wait):
-        return _run(study, out, chosen, workers, backend, address, progress, on_result)
+        return _run(study, out, chosen, workers, backend, address, progress, on_start, on_result)
 
 
 def _run(
@@ -72,6 +74,7 @@ def _run(
     backend: str,
     address: str | None,
     progress: bool,
+    on_start: Callable[[list[str]], None] | None,
     on_result: Callable[[dict[str, Any], int], None] | None,
 ) -> list[dict[str, Any]]:
     store = ResultStore(out / STORE)
@@ -116,6 +119,8 @@ def _run(
         write_tables(study, store.rows(names), out)
         if not calls:
             return store.rows(names)
+        if on_start:
+            on_start([run.name for run in todo])
         if backend == "ray":
             devices = [run.config.train.device for run in todo]
             run_on_ray(
