@@ -58,8 +58,8 @@ def worker_threads(jobs: int) -> int:
 
 
 def warn_if_busy() -> None:
-    """Say so when other work already keeps half this machine's cores running: the workers
-    take a share of every core, so both would crawl."""
+    """Say so when other work already keeps half this machine's cores running: the sweep's
+    workers take every core between them, so both would crawl."""
     cores, busy = os.cpu_count() or 1, busy_cores()
     if busy and busy >= cores / 2:
         warnings.warn(

@@ -247,7 +247,7 @@ def _varying_keys(points: list[dict[str, Any]]) -> list[str]:
 
 
 def _run_name(model: str, point: dict[str, Any], swept: list[str]) -> str:
-    """`betavae-beta4-shapes3d-s0`: the model, then each swept value but the seed's (after its
+    """`betavae-shapes3d-beta4-s0`: the model, then each swept value but the seed's (after its
     option's name, but a `data.name` alone), then the seed."""
     parts = [model]
     for key in swept:
