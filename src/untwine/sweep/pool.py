@@ -74,15 +74,19 @@ def warn_if_busy() -> None:
 def busy_cores(samples: int = 5, interval_s: float = 0.05) -> int:
     """Cores other processes keep busy now: the fewest running besides this one over a few
     looks at /proc/loadavg (a moment's spike is not load); 0 where the system does not say."""
-    counts = []
-    for _ in range(samples):
+    fewest = None
+    for look in range(samples):
+        if look:
+            time.sleep(interval_s)
         try:
             running = Path("/proc/loadavg").read_text().split()[3].split("/")[0]
         except (OSError, IndexError):
             return 0
-        counts.append(int(running) - 1)  # this process is running while it reads
-        time.sleep(interval_s)
-    return max(min(counts), 0)
+        others = int(running) - 1  # this process is running while it reads
+        fewest = others if fewest is None else min(fewest, others)
+        if fewest <= 0:  # an idle look: no later one can read fewer
+            return 0
+    return fewest
 
 
 def _start_worker(threads: int, parent: int) -> None:
