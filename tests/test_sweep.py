@@ -294,6 +294,7 @@ def test_a_sweep_runs_as_tasks_on_a_ray_cluster_on_this_machine(tmp_path):
     result = run_cli("sweep", str(path), "--out", str(out), *RAY_LOCAL, cwd=tmp_path)
     ended = sorted(line.split("] ")[1].split(":")[0] for line in result.stdout.splitlines()[:2])
     assert ended == ["betavae-beta1-s0", "betavae-beta4-s0"]
+    assert result.stderr.startswith("study: training 2 of 2 runs, as Ray tasks; each prints")
     assert all(runs.trained_steps(out / "runs" / name) == 2 for name in ended)
     with sqlite3.connect(out / "study.db") as db:
         assert db.execute("SELECT count(*) FROM runs WHERE status='done'").fetchone() == (2,)

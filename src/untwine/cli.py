@@ -523,8 +523,9 @@ def sweep(
         scores = [f"{k} {row['metrics'][k]:.3f}" for k in headline_keys() if k in row["metrics"]]
         click.echo(f"{count} {row['name']}: done in {row['train_s']:.0f} s  {', '.join(scores)}")
 
-    def start(names: list[str]) -> None:
-        where = "as Ray tasks" if backend == "ray" else f"{min(workers or 1, len(names))} at a time"
+    def start(names: list[str], jobs: int | None) -> None:
+        where = "as Ray tasks" if jobs is None else f"{jobs} at a time"
+        where += " on the Ray cluster" if backend == "ray" and jobs else ""
         click.echo(
             f"{study.name}: training {len(names)} of {len(study.runs)} runs, {where}; each "
             f"prints a line as it ends, and {out_dir / 'results.md'} gains it",

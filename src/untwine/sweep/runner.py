@@ -36,7 +36,7 @@ def run_study(
     address: str | None = None,
     progress: bool = False,
     on_result: Callable[[dict[str, Any], int], None] | None = None,
-    on_start: Callable[[list[str]], None] | None = None,
+    on_start: Callable[[list[str], int | None], None] | None = None,
     wait: bool = False,
     only: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
@@ -47,7 +47,8 @@ def run_study(
     once if given. Finished runs are never redone; a run cut short resumes from its
     checkpoint; failed runs are tried again. `out/study.db` holds the rows, `out/results.csv`
     and `out/results.md` the tables (rewritten after each run), `out/runs/NAME` each run.
-    `on_start(names)` sees the runs about to train, once the study is this driver's;
+    `on_start(names, jobs)` sees the runs about to train, once the study is this driver's, and
+    how many train at a time (None: as many as the Ray cluster takes);
     `on_result(row, left)` sees each run as it ends, and how many are left to end. One
     driver at a time runs a study directory: another is refused, or with `wait=True` waits.
     `only` (shell-style patterns) trains just the runs whose names match; the tables still list
@@ -74,7 +75,7 @@ def _run(
     backend: str,
     address: str | None,
     progress: bool,
-    on_start: Callable[[list[str]], None] | None,
+    on_start: Callable[[list[str], int | None], None] | None,
     on_result: Callable[[dict[str, Any], int], None] | None,
 ) -> list[dict[str, Any]]:
     store = ResultStore(out / STORE)
@@ -119,16 +120,18 @@ def _run(
         write_tables(study, store.rows(names), out)
         if not calls:
             return store.rows(names)
-        if on_start:
-            on_start([run.name for run in todo])
         if backend == "ray":
+            if on_start:
+                on_start([run.name for run in todo], workers)
             devices = [run.config.train.device for run in todo]
             run_on_ray(
                 train_and_score, calls, record, address=address, devices=devices, limit=workers
             )
         else:
-            warn_if_busy()
             jobs = min(workers or 1, len(calls))
+            if on_start:
+                on_start([run.name for run in todo], jobs)
+            warn_if_busy()
             run_in_pool(train_and_score, calls, jobs, record)
         return store.rows(names)
     finally:
