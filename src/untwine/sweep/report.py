@@ -30,6 +30,7 @@ REPORT = "report.html"
 CHOSEN_BY = ("mig", "dci.disentanglement", "factor_vae", "beta_vae")  # first present ranks runs
 RECONSTRUCTION = "reconstruction"
 TOP_SHARE = 0.25  # "a run in the top quarter"
+STRIP_COLUMNS = 3  # score panels side by side in the scores-over-seeds chart
 
 
 @dataclass(frozen=True)
@@ -225,24 +226,25 @@ def _strips_html(runs: list[Run], keys: list[str]) -> str:
     from untwine.viz.charts import new_figure, render
 
     settings = list(dict.fromkeys(run.setting for run in runs))
-    figure = new_figure(max(6.0, 1.5 + 1.2 * len(settings)), 1.8 * len(keys) + 1.0)
-    for row, key in enumerate(keys):
-        axes = figure.add_subplot(len(keys), 1, row + 1)
-        for x, setting in enumerate(settings):
-            values = [
-                run.metrics[key] for run in done if run.setting == setting and key in run.metrics
-            ]
-            axes.scatter([x] * len(values), values, s=18, color="#4c72b0", alpha=0.8)
-            if values:
-                axes.hlines(np.mean(values), x - 0.25, x + 0.25, color="#c44e52", linewidth=1)
-        axes.set_xticks(
-            range(len(settings)),
-            settings if row == len(keys) - 1 else [""] * len(settings),
-            rotation=30,
-            ha="right",
-            fontsize=7,
-        )
-        axes.set_ylabel(key, fontsize=8)
+    models = list(dict.fromkeys(run.model for run in runs))
+    colour = {model: f"C{i % 10}" for i, model in enumerate(models)}  # as the trade-off plot's
+    columns = min(STRIP_COLUMNS, len(keys))
+    rows = -(-len(keys) // columns)
+    figure = new_figure(2.0 + 3.2 * columns, rows * (0.8 + 0.22 * len(settings)))
+    for index, key in enumerate(keys):
+        axes = figure.add_subplot(rows, columns, index + 1)
+        for y, setting in enumerate(settings):
+            mine = [run for run in done if run.setting == setting and key in run.metrics]
+            values = [run.metrics[key] for run in mine]
+            if not values:
+                continue
+            axes.scatter(values, [y] * len(values), s=16, color=colour[mine[0].model], alpha=0.8)
+            axes.vlines(np.mean(values), y - 0.35, y + 0.35, color="#c44e52", linewidth=1.2)
+        axes.set_yticks(range(len(settings)), settings if index % columns == 0 else [])
+        axes.set_ylim(len(settings) - 0.5, -0.5)  # the study file's order, top to bottom
+        axes.grid(axis="y", color="#eeeeee", linewidth=0.6)
+        axes.set_axisbelow(True)
+        axes.set_title(key, fontsize=9)
         axes.tick_params(labelsize=7)
     meanings = "".join(
         f"<li><code>{html.escape(k)}</code>: {html.escape(_meaning(k))}</li>" for k in keys
@@ -260,7 +262,7 @@ def _strips_html(runs: list[Run], keys: list[str]) -> str:
         )
     return (
         f"<figure>{embed_image(render(figure))}</figure>"
-        "<p>Each point is a run (a seed); the red bar is the setting's mean. "
+        "<p>Each point is a run (a seed), coloured by model; the red bar is the setting's mean. "
         "Mean ± std over seeds:</p>"
         f"<table><tr><th>setting</th><th>done</th>{header}</tr>{''.join(rows)}</table>"
         f"<ul>{meanings}</ul>"
