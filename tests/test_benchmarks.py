@@ -204,6 +204,7 @@ def test_the_shipped_reference_study_is_the_studys_objectives_at_three_strengths
         _, model = build(run.config, dataset)
         assert model.schedule_shortfall(run.config.train.steps) is None, run.name
     assert "udr" not in study.metrics and "irs" in study.metrics  # UDR comes per seed group
+    assert {"unsupervised", "tc_critic", "fairness"} <= set(study.metrics.split(","))
 
 
 def test_mig_gaps_name_a_factor_split_over_two_latents():
