@@ -252,6 +252,51 @@ def test_the_cli_sweeps_on_two_workers_and_a_bad_study_exits_2(tmp_path):
     assert "unknown model 'nosuch'" in bad.stderr
 
 
+def _stored(out) -> dict:
+    with sqlite3.connect(out / "study.db") as db:
+        rows = db.execute("SELECT name, status, metrics, train_s FROM runs").fetchall()
+    return {name: (status, json.loads(scores or "{}"), took) for name, status, scores, took in rows}
+
+
+def test_a_metric_added_to_a_finished_study_is_scored_without_retraining(tmp_path):
+    path = _study(tmp_path, "grid: {model.beta: [1, 4]}\n")
+    out = tmp_path / "out"
+    run_cli("sweep", str(path), "--out", str(out))
+    before = _stored(out)
+    weights = (out / "runs" / "betavae-beta1-s0" / "model.safetensors").read_bytes()
+    path.write_text(path.read_text().replace("metrics: mig,", 'metrics: "mig,sap",'))
+    again = run_cli("sweep", str(path), "--out", str(out))
+    assert again.stderr.startswith(
+        "study: training 0 of 2 runs and scoring 2 finished for the metrics they lack, 1 at a time"
+    )
+    after = _stored(out)
+    for name, (status, metrics, train_s) in after.items():
+        assert status == "done" and "sap" in metrics
+        assert metrics["mig"] == before[name][1]["mig"]  # the same draws score the same codes
+        assert train_s == before[name][2]  # its training time, not the rescoring's
+    assert (out / "runs" / "betavae-beta1-s0" / "model.safetensors").read_bytes() == weights
+    assert "sap" in (out / "results.csv").read_text().splitlines()[0]
+    third = run_cli("sweep", str(path), "--out", str(out))
+    assert third.stdout.startswith("results:")  # nothing lacks a score now
+
+
+def test_a_finished_run_whose_rescoring_fails_stays_done(tmp_path, monkeypatch):
+    path = _study(tmp_path, "")
+    out = tmp_path / "out"
+    run_study(load_study(path), out)
+    path.write_text(path.read_text().replace("metrics: mig,", 'metrics: "mig,sap",'))
+
+    def fails(config, run_dir, metrics, samples, progress):
+        return {"name": "betavae-s0", "status": "failed", "error": "the disk is gone"}
+
+    monkeypatch.setattr("untwine.sweep.runner.train_and_score", fails)
+    seen = []
+    run_study(load_study(path), out, on_result=lambda row, left: seen.append(row["status"]))
+    assert seen == ["failed"]
+    status, metrics, _ = _stored(out)["betavae-s0"]
+    assert status == "done" and "mig" in metrics and "sap" not in metrics
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
 def test_a_killed_sweep_keeps_its_finished_runs_and_resumes_the_one_cut_short(tmp_path, sig):
     path = _study(tmp_path, "grid: {model.beta: [1, 4]}\n")

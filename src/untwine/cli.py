@@ -499,7 +499,8 @@ def sweep(
     Results land in the study directory: study.db (every run's status, config and scores),
     results.csv, results.md (mean ± std over seeds) and runs/NAME. Run the same command again
     to resume: finished runs are kept, interrupted ones continue from their checkpoints, failed
-    ones are tried again. On a Ray cluster, the study directory must be on storage that every
+    ones are tried again; finished runs are scored (not retrained) for a metric added to the
+    study. On a Ray cluster, the study directory must be on storage that every
     node sees.
     """
     from untwine.sweep import load_study, run_study
@@ -523,12 +524,16 @@ def sweep(
         scores = [f"{k} {row['metrics'][k]:.3f}" for k in headline_keys() if k in row["metrics"]]
         click.echo(f"{count} {row['name']}: done in {row['train_s']:.0f} s  {', '.join(scores)}")
 
-    def start(names: list[str], jobs: int | None) -> None:
+    def start(names: list[str], jobs: int | None, rescored: list[str]) -> None:
         where = "as Ray tasks" if jobs is None else f"{jobs} at a time"
         where += " on the Ray cluster" if backend == "ray" and jobs else ""
+        scoring = (
+            f" and scoring {len(rescored)} finished for the metrics they lack" if rescored else ""
+        )
         click.echo(
-            f"{study.name}: training {len(names)} of {len(study.runs)} runs, {where}; each "
-            f"prints a line as it ends, and {out_dir / 'results.md'} gains it",
+            f"{study.name}: training {len(names) - len(rescored)} of {len(study.runs)} runs"
+            f"{scoring}, {where}; each prints a line as it ends, and "
+            f"{out_dir / 'results.md'} gains it",
             err=True,
         )
 

@@ -16,10 +16,11 @@ from typing import Any, Literal
 from untwine.allocator import reuse_freed_memory
 from untwine.config import resolve_config
 from untwine.errors import UntwineError, UntwineWarning
+from untwine.metrics import METRICS, parse_metrics
 from untwine.sweep.cluster import run_on_ray
 from untwine.sweep.pool import run_in_pool, warn_if_busy
 from untwine.sweep.store import ResultStore
-from untwine.sweep.study import Study
+from untwine.sweep.study import Study, StudyRun
 from untwine.sweep.tables import write_tables
 
 STORE = "study.db"
@@ -36,7 +37,7 @@ def run_study(
     address: str | None = None,
     progress: bool = False,
     on_result: Callable[[dict[str, Any], int], None] | None = None,
-    on_start: Callable[[list[str], int | None], None] | None = None,
+    on_start: Callable[[list[str], int | None, list[str]], None] | None = None,
     wait: bool = False,
     only: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
@@ -45,10 +46,13 @@ def run_study(
     `backend="local"` runs `workers` (default 1) at a time on this machine; `"ray"` runs each
     as a task on the Ray cluster at `address` (see `cluster.run_on_ray`), at most `workers` at
     once if given. Finished runs are never redone; a run cut short resumes from its
-    checkpoint; failed runs are tried again. `out/study.db` holds the rows, `out/results.csv`
+    checkpoint; failed runs are tried again; a finished run that lacks a score its study now
+    names is scored again (with all of its metrics, as a fresh run is), not retrained.
+    `out/study.db` holds the rows, `out/results.csv`
     and `out/results.md` the tables (rewritten after each run), `out/runs/NAME` each run.
-    `on_start(names, jobs)` sees the runs about to train, once the study is this driver's, and
-    how many train at a time (None: as many as the Ray cluster takes);
+    `on_start(names, jobs, rescored)` sees the runs about to train or be scored, once the study
+    is this driver's, how many run at a time (None: as many as the Ray cluster takes) and which
+    of them are finished runs to be scored again;
     `on_result(row, left)` sees each run as it ends, and how many are left to end. One
     driver at a time runs a study directory: another is refused, or with `wait=True` waits.
     `only` (shell-style patterns) trains just the runs whose names match; the tables still list
@@ -75,25 +79,39 @@ def _run(
     backend: str,
     address: str | None,
     progress: bool,
-    on_start: Callable[[list[str], int | None], None] | None,
+    on_start: Callable[[list[str], int | None, list[str]], None] | None,
     on_result: Callable[[dict[str, Any], int], None] | None,
 ) -> list[dict[str, Any]]:
     store = ResultStore(out / STORE)
     try:
         store.add(study.runs)
         names = [run.name for run in study.runs]
+        stored = {row["name"]: row for row in store.rows(names)}
+        rescored = [
+            run.name
+            for run in study.runs
+            if run.name in chosen
+            and stored[run.name]["status"] == "done"
+            and lacking_scores(run, stored[run.name]["metrics"] or {})
+        ]
         todo = [
-            run for run in study.runs if run.name in chosen and store.status(run.name) != "done"
+            run
+            for run in study.runs
+            if run.name in chosen and (stored[run.name]["status"] != "done" or run.name in rescored)
         ]
         left = {run.name for run in todo}
         groups = _seed_groups(study)
 
         def record(row: dict[str, Any]) -> None:
+            before = stored[row["name"]]
             if row["status"] == "done":
+                if row["name"] in rescored:  # scored again: its training time is the first one
+                    row = {**row, "metrics": {**before["metrics"], **row["metrics"]}}
+                    row["train_s"] = before["train_s"]
                 store.finish(row["name"], row["metrics"], row["train_s"])
                 group = next(g for g in groups if row["name"] in g)
                 add_agreement(study, store, out, [group])
-            else:
+            elif row["name"] not in rescored:  # a finished run whose rescoring failed stays done
                 store.fail(row["name"], row["error"])
             write_tables(study, store.rows(names), out)
             left.remove(row["name"])
@@ -122,7 +140,7 @@ def _run(
             return store.rows(names)
         if backend == "ray":
             if on_start:
-                on_start([run.name for run in todo], workers)
+                on_start([run.name for run in todo], workers, rescored)
             devices = [run.config.train.device for run in todo]
             run_on_ray(
                 train_and_score, calls, record, address=address, devices=devices, limit=workers
@@ -130,12 +148,20 @@ def _run(
         else:
             jobs = min(workers or 1, len(calls))
             if on_start:
-                on_start([run.name for run in todo], jobs)
+                on_start([run.name for run in todo], jobs, rescored)
             warn_if_busy()
             run_in_pool(train_and_score, calls, jobs, record)
         return store.rows(names)
     finally:
         store.close()
+
+
+def lacking_scores(run: StudyRun, scores: dict[str, Any]) -> list[str]:
+    """The metrics `run`'s study names for it whose main score `scores` lacks ("all" asks
+    for whatever can run, so it lacks nothing)."""
+    if not run.metrics or run.metrics == "all":
+        return []
+    return [name for name in parse_metrics(run.metrics) if METRICS[name].main not in scores]
 
 
 def add_agreement(study: Study, store: ResultStore, out: Path, groups: list[list[str]]) -> None:
