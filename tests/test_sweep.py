@@ -265,6 +265,8 @@ def test_a_metric_added_to_a_finished_study_is_scored_without_retraining(tmp_pat
     before = _stored(out)
     weights = (out / "runs" / "betavae-beta1-s0" / "model.safetensors").read_bytes()
     path.write_text(path.read_text().replace("metrics: mig,", 'metrics: "mig,sap",'))
+    plan = run_cli("sweep", str(path), "--out", str(out), "--plan").stdout
+    assert "(+1 finished, to score only)" in plan and "0 runs left and 2 to score again" in plan
     again = run_cli("sweep", str(path), "--out", str(out))
     assert again.stderr.startswith(
         "study: training 0 of 2 runs and scoring 2 finished for the metrics they lack, 1 at a time"

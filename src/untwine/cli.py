@@ -425,11 +425,15 @@ def _print_plan(study: Any, out_dir: Path, workers: int, only: tuple[str, ...]) 
         click.echo(
             f"{c.setting:<{width}} {c.runs:>4} {c.images_per_s:>9.0f} "
             f"{_duration(c.train_s):>8} {_duration(c.score_s):>8}"
+            + (f"  (+{c.rescored} finished, to score only)" if c.rescored else "")
         )
-    total = sum(c.runs * (c.train_s + c.score_s) for c in costs)
+    total = sum(c.total_s for c in costs)
     runs = sum(c.runs for c in costs)
+    rescored = sum(c.rescored for c in costs)
+    scoring = f" and {rescored} to score again" if rescored else ""
     click.echo(
-        f"{runs} runs left: {_duration(total)} of one worker, about {_duration(total / workers)} "
+        f"{runs} runs left{scoring}: {_duration(total)} of one worker, about "
+        f"{_duration(total / workers)} "
         f"with --workers {workers} (each on {_count(worker_threads(workers), 'thread')}; "
         "measured now, so other work on this machine slows the estimate)"
     )

@@ -16,7 +16,7 @@ from untwine import runs as run_files
 from untwine.errors import UntwineWarning
 from untwine.evaluate import evaluate
 from untwine.sweep.pool import warn_if_busy, worker_threads
-from untwine.sweep.runner import STORE
+from untwine.sweep.runner import STORE, lacking_scores
 from untwine.sweep.store import ResultStore
 from untwine.sweep.study import Study, StudyRun
 from untwine.train import train
@@ -26,13 +26,19 @@ PROBE_STEPS = 20  # steps timed per setting; the first log window (warm-up) is l
 
 @dataclass(frozen=True)
 class SettingCost:
-    """A setting's runs still to do, its measured speed, and the seconds each run will take."""
+    """A setting's runs still to do, its measured speed, and the seconds each run will take;
+    `rescored` more are finished but lack a score the study names, and are only scored."""
 
     setting: str
     runs: int
     images_per_s: float
     train_s: float
     score_s: float
+    rescored: int = 0
+
+    @property
+    def total_s(self) -> float:
+        return self.runs * (self.train_s + self.score_s) + self.rescored * self.score_s
 
 
 def plan_study(
@@ -41,12 +47,12 @@ def plan_study(
     """Time every setting with runs left under `out` (seeds share one timing), each on the
     threads a worker of `workers` gets; a run's scoring is timed once per distinct scoring.
     `only` counts just the runs whose names match its shell-style patterns."""
-    left = _runs_left(study.select(only), out)
-    if left:
+    left, rescored = _runs_left(study.select(only), out)
+    if left or rescored:
         warn_if_busy()
     threads = worker_threads(workers)
     settings: dict[str, list[StudyRun]] = {}
-    for run in left:
+    for run in left + rescored:
         settings.setdefault(run.setting, []).append(run)
     scoring: dict[str, float] = {}
     costs = []
@@ -64,24 +70,33 @@ def plan_study(
             costs.append(
                 SettingCost(
                     setting=re.sub(r"-s\d+$", "", run.name),
-                    runs=len(group),
+                    runs=sum(member not in rescored for member in group),
                     images_per_s=speed,
                     train_s=images / speed,
                     score_s=scoring.get(score_key, 0.0),
+                    rescored=sum(member in rescored for member in group),
                 )
             )
     return costs
 
 
-def _runs_left(runs: list[StudyRun], out: Path) -> list[StudyRun]:
-    """Those of `runs` not yet done in `out` (all of them where it has no store yet)."""
+def _runs_left(runs: list[StudyRun], out: Path) -> tuple[list[StudyRun], list[StudyRun]]:
+    """Those of `runs` not yet done in `out` (all of them where it has no store yet), and the
+    finished ones that lack a score the study names (see `runner.lacking_scores`)."""
     if not (out / STORE).is_file():
-        return runs
+        return runs, []
     store = ResultStore(out / STORE)
     try:
-        return [run for run in runs if store.status(run.name) != "done"]
+        stored = {row["name"]: row for row in store.rows([run.name for run in runs])}
     finally:
         store.close()
+    left = [run for run in runs if stored.get(run.name, {}).get("status") != "done"]
+    rescored = [
+        run
+        for run in runs
+        if run not in left and lacking_scores(run, stored[run.name]["metrics"] or {})
+    ]
+    return left, rescored
 
 
 def _images_per_s(run: StudyRun, probe: Path, threads: int) -> float:
