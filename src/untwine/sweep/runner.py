@@ -103,9 +103,9 @@ def _run(
         groups = _seed_groups(study)
 
         def record(row: dict[str, Any]) -> None:
-            before = stored[row["name"]]
             if row["status"] == "done":
                 if row["name"] in rescored:  # scored again: its training time is the first one
+                    before = stored[row["name"]]
                     row = {**row, "metrics": {**before["metrics"], **row["metrics"]}}
                     row["train_s"] = before["train_s"]
                 store.finish(row["name"], row["metrics"], row["train_s"])
