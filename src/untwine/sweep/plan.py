@@ -16,7 +16,7 @@ from untwine import runs as run_files
 from untwine.errors import UntwineWarning
 from untwine.evaluate import evaluate
 from untwine.sweep.pool import warn_if_busy, worker_threads
-from untwine.sweep.runner import STORE, lacking_scores
+from untwine.sweep.runner import STORE, runs_to_do
 from untwine.sweep.store import ResultStore
 from untwine.sweep.study import Study, StudyRun
 from untwine.train import train
@@ -81,8 +81,8 @@ def plan_study(
 
 
 def _runs_left(runs: list[StudyRun], out: Path) -> tuple[list[StudyRun], list[StudyRun]]:
-    """Those of `runs` not yet done in `out` (all of them where it has no store yet), and the
-    finished ones that lack a score the study names (see `runner.lacking_scores`)."""
+    """Those of `runs` not yet done in `out`, and the finished ones to score again (see
+    `runner.runs_to_do`)."""
     if not (out / STORE).is_file():
         return runs, []
     store = ResultStore(out / STORE)
@@ -90,13 +90,7 @@ def _runs_left(runs: list[StudyRun], out: Path) -> tuple[list[StudyRun], list[St
         stored = {row["name"]: row for row in store.rows([run.name for run in runs])}
     finally:
         store.close()
-    left = [run for run in runs if stored.get(run.name, {}).get("status") != "done"]
-    rescored = [
-        run
-        for run in runs
-        if run not in left and lacking_scores(run, stored[run.name]["metrics"] or {})
-    ]
-    return left, rescored
+    return runs_to_do(runs, stored)
 
 
 def _images_per_s(run: StudyRun, probe: Path, threads: int) -> float:

@@ -87,18 +87,11 @@ def _run(
         store.add(study.runs)
         names = [run.name for run in study.runs]
         stored = {row["name"]: row for row in store.rows(names)}
-        rescored = [
-            run.name
-            for run in study.runs
-            if run.name in chosen
-            and stored[run.name]["status"] == "done"
-            and lacking_scores(run, stored[run.name]["metrics"] or {})
-        ]
-        todo = [
-            run
-            for run in study.runs
-            if run.name in chosen and (stored[run.name]["status"] != "done" or run.name in rescored)
-        ]
+        unfinished, finished_lacking = runs_to_do(
+            [run for run in study.runs if run.name in chosen], stored
+        )
+        rescored = [run.name for run in finished_lacking]
+        todo = [run for run in study.runs if run in unfinished or run in finished_lacking]
         left = {run.name for run in todo}
         groups = _seed_groups(study)
 
@@ -154,6 +147,20 @@ def _run(
         return store.rows(names)
     finally:
         store.close()
+
+
+def runs_to_do(
+    runs: list[StudyRun], stored: dict[str, dict[str, Any]]
+) -> tuple[list[StudyRun], list[StudyRun]]:
+    """Those of `runs` not finished by their rows in `stored` (by name; no row: not begun),
+    and the finished ones that lack a score their study names, to be scored again."""
+    unfinished = [run for run in runs if stored.get(run.name, {}).get("status") != "done"]
+    lacking = [
+        run
+        for run in runs
+        if run not in unfinished and lacking_scores(run, stored[run.name]["metrics"] or {})
+    ]
+    return unfinished, lacking
 
 
 def lacking_scores(run: StudyRun, scores: dict[str, Any]) -> list[str]:
