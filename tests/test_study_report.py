@@ -7,7 +7,15 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.test_report import CHROMIUM, _open_in_chromium
-from untwine.sweep.report import Run, rank_correlations, udr_choices, variance_explained
+from untwine.sweep import load_study
+from untwine.sweep.report import (
+    Run,
+    rank_correlations,
+    study_runs,
+    udr_choices,
+    variance_explained,
+)
+from untwine.sweep.store import ResultStore
 
 STUDY = """
 name: tiny
@@ -92,3 +100,22 @@ def test_the_study_report_opens_in_a_headless_browser_without_console_errors(stu
     run_cli("report", str(study))
     shot = tmp_path / "study.png"
     assert _open_in_chromium(study / "report.html", shot) == []
+
+
+def test_dip_vae_i_and_ii_are_two_objectives_in_the_report(tmp_path):
+    path = tmp_path / "dip.yaml"
+    path.write_text(
+        "grid: {model.name: dipvae, model.variant: [i, ii], model.lambda_od: [1, 10]}\n"
+        "seeds: [0, 1]\nevaluate: {metrics: mig}\n"
+    )
+    study = load_study(path)
+    store = ResultStore(tmp_path / "study.db")
+    store.add(study.runs)
+    for run in study.runs:  # the variant sets the score; the strength and seed barely move it
+        options = run.config.model.options
+        wobble = 0.01 * run.config.train.seed + 0.001 * options["lambda_od"]
+        store.finish(run.name, {"mig": (0.1 if options["variant"] == "i" else 0.5) + wobble}, 1.0)
+    store.close()
+    runs = study_runs(tmp_path)
+    assert {run.model for run in runs} == {"dipvae-i", "dipvae-ii"}
+    assert variance_explained(runs, "mig")["model"] > 0.99

@@ -38,7 +38,7 @@ class Run:
     """One run of the study as its report reads it."""
 
     name: str
-    model: str
+    model: str  # the objective: the model's name, and its variant where the study varies it
     setting: str  # the model and the options that set it apart from its other runs, bar the seed
     status: str
     metrics: dict[str, Any]
@@ -64,10 +64,11 @@ def study_runs(study_dir: Path) -> list[Run]:
     for row, config in zip(rows, configs, strict=True):
         keys = varying[config["model.name"]]
         shown = [f"{key.removeprefix('model.')}={config[key]}" for key in keys if key in config]
+        variant = f"-{config['model.variant']}" if "model.variant" in keys else ""
         found.append(
             Run(
                 name=row["name"],
-                model=config["model.name"],
+                model=config["model.name"] + variant,  # DIP-VAE I and II: two objectives
                 setting=" ".join([config["model.name"], *shown]),
                 status=row["status"],
                 metrics=row["metrics"],
