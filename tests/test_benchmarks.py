@@ -220,3 +220,44 @@ def test_mig_gaps_name_a_factor_split_over_two_latents():
         assert position["latents"][0] == 2 and position["gap"] > 0.7
         assert found[bins]["mig"] == pytest.approx((shape["gap"] + position["gap"]) / 2, abs=1e-3)
     assert found["equal_width"]["position"]["nmi"][0] <= np.log(20) / np.log(32) + 0.01
+
+
+def test_study_findings_read_bands_and_how_scores_follow_the_strength(tmp_path):
+    from untwine.sweep.store import ResultStore
+
+    module = _load("study_findings")
+    path = tmp_path / "study.yaml"
+    path.write_text(
+        "grid:\n  - {model.name: betavae, model.beta: [1, 4, 16]}\n"
+        "  - {model.name: annealedvae, model.capacity_max: [5, 25]}\n"
+        "seeds: [0, 1]\nevaluate: {metrics: mig}\n"
+    )
+    study = load_study(path)
+    store = ResultStore(tmp_path / "study.db")
+    store.add(study.runs)
+    for run in study.runs:  # sampled TC falls and mean-code TC rises with the strength
+        options, seed = run.config.model.options, run.config.train.seed
+        level = options["beta"] if "beta" in options else 100 / options["capacity_max"]
+        scores = {
+            "mig": 0.1 * seed,
+            "tc_critic": 1 / level,
+            "unsupervised.gaussian_total_correlation": level,
+        }
+        store.finish(run.name, scores, 60.0)
+    store.close()
+    found = module.findings(tmp_path)
+    assert found["runs_done"] == 10 and found["train_hours"] == pytest.approx(10 / 60, abs=0.01)
+    assert found["settings"]["betavae beta=4.0"]["mig"] == {
+        "mean": 0.05,
+        "std": 0.0707,
+        "min": 0.0,
+        "max": 0.1,
+        "runs": 2,
+    }
+    for model in ("betavae", "annealedvae"):  # capacity: a larger C regularises less
+        tracked = found["strength_rank_correlation"][model]
+        assert (
+            tracked["tc_critic"] < -0.8 and tracked["unsupervised.gaussian_total_correlation"] > 0.8
+        )
+    assert found["variance_explained"]["mig"]["seed"] == pytest.approx(1.0)
+    assert found["mig_leaders_per_seed"].keys() == {"0", "1"}
