@@ -63,6 +63,11 @@ def strengths(configs: list[dict]) -> list[float] | None:
     return [sign * float(config["model"][varied[0]]) for config in configs]
 
 
+def _follows(levels: list[float], values: list[float]) -> float:
+    """Spearman rank correlation of `values` with `levels`, runs without the score left out."""
+    return round(float(spearmanr(levels, values, nan_policy="omit").statistic), 3)
+
+
 def _summary(values: list[float]) -> dict[str, float]:
     array = np.asarray(values, dtype=float)
     return {
@@ -106,14 +111,7 @@ def findings(study_dir: Path) -> dict:
         if levels is None:
             continue
         tracking[model] = {
-            k: round(
-                float(
-                    spearmanr(
-                        levels, [r.metrics.get(k, np.nan) for r in mine], nan_policy="omit"
-                    ).statistic
-                ),
-                3,
-            )
+            k: _follows(levels, [r.metrics.get(k, np.nan) for r in mine])
             for k in TRACKED
             if any(k in r.metrics for r in mine)
         }

@@ -48,6 +48,7 @@ def plan_study(
     threads a worker of `workers` gets; a run's scoring is timed once per distinct scoring.
     `only` counts just the runs whose names match its shell-style patterns."""
     left, rescored = _runs_left(study.select(only), out)
+    scoring_only = {run.name for run in rescored}
     if left or rescored:
         warn_if_busy()
     threads = worker_threads(workers)
@@ -70,11 +71,11 @@ def plan_study(
             costs.append(
                 SettingCost(
                     setting=re.sub(r"-s\d+$", "", run.name),
-                    runs=sum(member not in rescored for member in group),
+                    runs=sum(member.name not in scoring_only for member in group),
                     images_per_s=speed,
                     train_s=images / speed,
                     score_s=scoring.get(score_key, 0.0),
-                    rescored=sum(member in rescored for member in group),
+                    rescored=sum(member.name in scoring_only for member in group),
                 )
             )
     return costs

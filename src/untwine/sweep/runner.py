@@ -91,7 +91,8 @@ def _run(
             [run for run in study.runs if run.name in chosen], stored
         )
         rescored = [run.name for run in finished_lacking]
-        todo = [run for run in study.runs if run in unfinished or run in finished_lacking]
+        due = {run.name for run in unfinished} | set(rescored)
+        todo = [run for run in study.runs if run.name in due]  # in the study's order
         left = {run.name for run in todo}
         groups = _seed_groups(study)
 
@@ -154,12 +155,13 @@ def runs_to_do(
 ) -> tuple[list[StudyRun], list[StudyRun]]:
     """Those of `runs` not finished by their rows in `stored` (by name; no row: not begun),
     and the finished ones that lack a score their study names, to be scored again."""
-    unfinished = [run for run in runs if stored.get(run.name, {}).get("status") != "done"]
-    lacking = [
-        run
-        for run in runs
-        if run not in unfinished and lacking_scores(run, stored[run.name]["metrics"] or {})
-    ]
+    unfinished, lacking = [], []
+    for run in runs:
+        row = stored.get(run.name)
+        if row is None or row["status"] != "done":
+            unfinished.append(run)
+        elif lacking_scores(run, row["metrics"] or {}):
+            lacking.append(run)
     return unfinished, lacking
 
 
