@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from tests.conftest import run_cli
 from tests.test_report import CHROMIUM, _open_in_chromium
 from untwine.sweep import load_study
 from untwine.sweep.report import (
     Run,
+    _write_charts,
     rank_correlations,
     study_runs,
     udr_choices,
@@ -88,6 +90,17 @@ def test_the_study_report_holds_every_section(study):
     assert "vae-lr1e+30-s0" in page and "TrainingDiverged" in page
     assert "betavae beta=4.0" in page and "vae train.lr=1e+30" in page  # what sets it apart
     assert "top quarter by mig" in page
+    for chart in ("scores", "agreement", "tradeoff"):  # the page's charts, as PNG files too
+        with Image.open(study / "figures" / f"{chart}.png") as image:
+            assert image.width > 300 and image.height > 200, chart
+
+
+def test_a_chart_the_runs_no_longer_support_loses_its_file(tmp_path):
+    _write_charts(tmp_path, scores=Image.new("RGB", (4, 4)), agreement=None)
+    (tmp_path / "agreement.png").write_bytes(b"stale")
+    written = _write_charts(tmp_path, scores=None, agreement=Image.new("RGB", (4, 4)))
+    assert set(written) == {"agreement"} and not (tmp_path / "scores.png").exists()
+    assert Image.open(tmp_path / "agreement.png").size == (4, 4)
 
 
 def test_a_folder_that_is_neither_a_run_nor_a_study_is_one_line(tmp_path):

@@ -4,7 +4,8 @@ Read from `study.db` alone (the study file is not needed): every run's scores ov
 setting, how the metrics rank the runs alike or not, how much of each metric the objective,
 its setting and the seed explain, reconstruction against disentanglement, the best run of each
 model with its traversal, how far UDR's choice without labels agrees with the metrics, and
-the failed runs. One offline file, like the run report; rerun it as the study grows.
+the failed runs. One offline file, its charts also in STUDY/figures as PNG, like the run
+report; rerun it as the study grows.
 """
 
 from __future__ import annotations
@@ -16,17 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from scipy.stats import spearmanr
 
 from untwine.config import DATA_DERIVED_OPTIONS
 from untwine.errors import UntwineError
 from untwine.files import atomic_write
 from untwine.metrics import METRICS, headline_keys
-from untwine.report import PAGE, embed_file, embed_image, section
+from untwine.report import PAGE, embed_file, section
 from untwine.sweep.store import ResultStore
 from untwine.sweep.tables import mean_std
+from untwine.viz.grid import save_png
 
 REPORT = "report.html"
+FIGURES = "figures"  # STUDY/figures: the charts as PNG, as a run report writes RUN/figures
 CHOSEN_BY = ("mig", "dci.disentanglement", "factor_vae", "beta_vae")  # first present ranks runs
 RECONSTRUCTION = "reconstruction"
 TOP_SHARE = 0.25  # "a run in the top quarter"
@@ -178,18 +182,25 @@ def udr_choices(runs: list[Run], key: str) -> list[dict[str, Any]]:
 
 
 def study_report(study_dir: str | Path) -> Path:
-    """Write STUDY/report.html from study.db and the runs' own figures; returns its path."""
+    """Write the charts into STUDY/figures and STUDY/report.html that shows them, from study.db;
+    returns the page's path."""
     study_dir = Path(study_dir)
     runs = study_runs(study_dir)
     keys = score_keys(runs)
     done = [run for run in runs if run.status == "done"]
     ranking = ranking_key(keys)
     agreeing = rank_correlations(runs, keys)  # read by two sections
+    charts = _write_charts(
+        study_dir / FIGURES,
+        scores=scores_chart(runs, keys),
+        agreement=agreement_chart(keys, agreeing),
+        tradeoff=tradeoff_chart(runs, ranking),
+    )
     sections = [
-        section("Scores over seeds", _strips_html(runs, keys)),
-        section("How the metrics agree", _correlation_html(keys, agreeing)),
+        section("Scores over seeds", _strips_html(runs, keys, charts.get("scores"))),
+        section("How the metrics agree", _correlation_html(keys, charts.get("agreement"))),
         section("What explains each score", _variance_html(runs, keys)),
-        section("Reconstruction against disentanglement", _tradeoff_html(runs, ranking)),
+        section("Reconstruction against disentanglement", _figure_html(charts.get("tradeoff"))),
         section("The best run of each model", _best_html(study_dir, runs, ranking)),
         section("Choosing without labels (UDR)", _udr_html(runs, keys, agreeing, ranking)),
         section("Failed runs", _failed_html(runs)),
@@ -210,6 +221,22 @@ def study_report(study_dir: str | Path) -> Path:
     return path
 
 
+def _write_charts(folder: Path, **charts: Image.Image | None) -> dict[str, Path]:
+    """Each chart as folder/NAME.png; a chart the runs no longer support loses its old file."""
+    written = {}
+    for name, image in charts.items():
+        path = folder / f"{name}.png"
+        if image is None:
+            path.unlink(missing_ok=True)
+        else:
+            written[name] = save_png(image, path)
+    return written
+
+
+def _figure_html(path: Path | None, alt: str = "") -> str:
+    return f"<figure>{embed_file(path, alt)}</figure>" if path else ""
+
+
 def _meaning(key: str) -> str:
     if key == "udr":
         return "UDR: how well the run's latents match its setting's other seeds one to one."
@@ -219,11 +246,11 @@ def _meaning(key: str) -> str:
     return ""
 
 
-def _strips_html(runs: list[Run], keys: list[str]) -> str:
-    """Each headline score: a column of points (one per seed) per setting."""
+def scores_chart(runs: list[Run], keys: list[str]) -> Image.Image | None:
+    """Each headline score: a row of points (one per seed) per setting, coloured by model."""
     done = [run for run in runs if run.status == "done"]
     if not done or not keys:
-        return "<p>No run is done and scored yet.</p>"
+        return None
     from untwine.viz.charts import new_figure, render
 
     settings = list(dict.fromkeys(run.setting for run in runs))
@@ -247,12 +274,20 @@ def _strips_html(runs: list[Run], keys: list[str]) -> str:
         axes.set_axisbelow(True)
         axes.set_title(key, fontsize=9)
         axes.tick_params(labelsize=7)
+    return render(figure)
+
+
+def _strips_html(runs: list[Run], keys: list[str], chart: Path | None) -> str:
+    """The scores-over-seeds chart, then each setting's mean ± std over seeds as a table."""
+    if chart is None:
+        return "<p>No run is done and scored yet.</p>"
+    done = [run for run in runs if run.status == "done"]
     meanings = "".join(
         f"<li><code>{html.escape(k)}</code>: {html.escape(_meaning(k))}</li>" for k in keys
     )
     header = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
     rows = []
-    for setting in settings:
+    for setting in dict.fromkeys(run.setting for run in runs):
         members = [run for run in runs if run.setting == setting]
         mine = [run for run in done if run.setting == setting]
         cells = "".join(
@@ -262,28 +297,43 @@ def _strips_html(runs: list[Run], keys: list[str]) -> str:
             f"<tr><td>{html.escape(setting)}</td><td>{len(mine)}/{len(members)}</td>{cells}</tr>"
         )
     return (
-        f"<figure>{embed_image(render(figure))}</figure>"
-        "<p>Each point is a run (a seed), coloured by model; the red bar is the setting's mean. "
-        "Mean ± std over seeds:</p>"
+        _figure_html(chart, "scores over seeds")
+        + "<p>Each point is a run (a seed), coloured by model; the red bar is the setting's "
+        "mean. Mean ± std over seeds:</p>"
         f"<table><tr><th>setting</th><th>done</th>{header}</tr>{''.join(rows)}</table>"
         f"<ul>{meanings}</ul>"
     )
 
 
-def _correlation_html(keys: list[str], matrix: np.ndarray) -> str:
+def agreement_chart(keys: list[str], matrix: np.ndarray) -> Image.Image | None:
+    """The rank-correlation matrix as a heatmap, each cell written out (a dash where undefined)."""
     if len(keys) < 2:
+        return None
+    from untwine.viz.charts import new_figure, render
+
+    side = 1.6 + 0.42 * len(keys)
+    figure = new_figure(side + 0.8, side)
+    axes = figure.add_subplot(1, 1, 1)
+    shown = axes.imshow(np.ma.masked_invalid(matrix), cmap="RdBu_r", vmin=-1, vmax=1)
+    shown.cmap.set_bad("#dddddd")
+    for (i, j), value in np.ndenumerate(matrix):
+        text = "-" if np.isnan(value) else f"{value:.2f}".replace("0.", ".")
+        colour = "white" if abs(value) > 0.6 else "black"
+        axes.text(j, i, text, ha="center", va="center", fontsize=6, color=colour)
+    axes.set_xticks(range(len(keys)), keys, rotation=60, ha="right")
+    axes.set_yticks(range(len(keys)), keys)
+    axes.tick_params(labelsize=7)
+    figure.colorbar(shown, ax=axes, shrink=0.6).ax.tick_params(labelsize=7)
+    return render(figure)
+
+
+def _correlation_html(keys: list[str], chart: Path | None) -> str:
+    if chart is None:
         return ""
-    header = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
-    rows = "".join(
-        f"<tr><th>{html.escape(a)}</th>"
-        + "".join(f"<td>{'-' if np.isnan(v) else f'{v:.2f}'}</td>" for v in matrix[i])
-        + "</tr>"
-        for i, a in enumerate(keys)
-    )
     return (
         "<p>Spearman rank correlation of each pair of scores over the done runs: 1 means the two "
-        "order the runs alike (the reference study found some metrics agree, others not).</p>"
-        f"<table><tr><th></th>{header}</tr>{rows}</table>"
+        "order the runs alike, 0 that they are unrelated (the reference study found some "
+        f"metrics agree, others not).</p>{_figure_html(chart, 'rank correlations')}"
     )
 
 
@@ -306,14 +356,15 @@ def _variance_html(runs: list[Run], keys: list[str]) -> str:
     )
 
 
-def _tradeoff_html(runs: list[Run], key: str | None) -> str:
+def tradeoff_chart(runs: list[Run], key: str | None) -> Image.Image | None:
+    """Reconstruction against the ranking score, one point per done run, coloured by model."""
     points = [
         run
         for run in runs
         if run.status == "done" and key and {key, RECONSTRUCTION} <= set(run.metrics)
     ]
     if not points:
-        return ""
+        return None
     from untwine.viz.charts import new_figure, render
 
     figure = new_figure(6.0, 3.6)
@@ -330,7 +381,7 @@ def _tradeoff_html(runs: list[Run], key: str | None) -> str:
     axes.set_ylabel(key, fontsize=8)
     axes.legend(fontsize=7)
     axes.tick_params(labelsize=7)
-    return f"<figure>{embed_image(render(figure))}</figure>"
+    return render(figure)
 
 
 def _best_html(study_dir: Path, runs: list[Run], key: str | None) -> str:
