@@ -28,7 +28,6 @@ from untwine.sweep.report import (
     udr_choices,
     variance_explained,
 )
-from untwine.sweep.store import ResultStore
 
 EXTRA = (  # scores the study file asks for beyond the headline ones
     "unsupervised.gaussian_total_correlation",
@@ -96,18 +95,13 @@ def _by(runs: list[Run], label, keys: list[str]) -> dict[str, dict]:
 def findings(study_dir: Path) -> dict:
     """Everything docs/study.md quotes, from `study_dir/study.db`."""
     runs = [run for run in study_runs(study_dir) if run.status == "done"]
-    store = ResultStore(study_dir / "study.db")
-    try:
-        rows = {row["name"]: row for row in store.every_run()}
-    finally:
-        store.close()
     keys = list(dict.fromkeys([*score_keys(runs), *EXTRA]))
     keys = [k for k in keys if any(k in run.metrics for run in runs)]
     matrix = rank_correlations(runs, keys)
     tracking = {}
     for model in dict.fromkeys(run.model for run in runs):
         mine = [run for run in runs if run.model == model]
-        levels = strengths([rows[run.name]["config"] for run in mine])
+        levels = strengths([run.config for run in mine])
         if levels is None:
             continue
         tracking[model] = {
@@ -116,15 +110,15 @@ def findings(study_dir: Path) -> dict:
             if any(k in r.metrics for r in mine)
         }
     leaders = {}
-    for seed in sorted({rows[run.name]["config"]["train"]["seed"] for run in runs}):
+    for seed in sorted({run.config["train"]["seed"] for run in runs}):
         best: dict[str, float] = {}
         for run in runs:
-            if rows[run.name]["config"]["train"]["seed"] == seed and "mig" in run.metrics:
+            if run.config["train"]["seed"] == seed and "mig" in run.metrics:
                 best[run.model] = max(best.get(run.model, -1.0), run.metrics["mig"])
         leaders[str(seed)] = sorted(best, key=best.get, reverse=True)
     return {
         "runs_done": len(runs),
-        "train_hours": round(sum(rows[r.name]["train_s"] or 0 for r in runs) / 3600, 2),
+        "train_hours": round(sum(run.train_s or 0 for run in runs) / 3600, 2),
         "settings": _by(runs, lambda run: run.setting, keys),
         "objectives": _by(runs, lambda run: run.model, keys),
         "variance_explained": {

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,8 @@ class Run:
     status: str
     metrics: dict[str, Any]
     error: str | None
+    config: dict[str, Any] = field(default_factory=dict)  # section -> option -> value
+    train_s: float | None = None  # seconds its training took, where it trained
 
 
 def study_runs(study_dir: Path) -> list[Run]:
@@ -77,6 +79,8 @@ def study_runs(study_dir: Path) -> list[Run]:
                 status=row["status"],
                 metrics=row["metrics"],
                 error=row["error"],
+                config=row["config"],
+                train_s=row["train_s"],
             )
         )
     return found
