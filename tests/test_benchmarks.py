@@ -1,6 +1,6 @@
 """The benchmarks: the quality study's runs, the shipped reference study, a parallel sweep
 killed or interrupted (the quality study runs on it), and the rotation-preference and
-position-angle calculations against hand values."""
+position-angle calculations and the mean-code TC split against hand values."""
 
 from __future__ import annotations
 
@@ -261,3 +261,17 @@ def test_study_findings_read_bands_and_how_scores_follow_the_strength(tmp_path):
         )
     assert found["variance_explained"]["mig"]["seed"] == pytest.approx(1.0)
     assert found["mig_leaders_per_seed"].keys() == {"0", "1"}
+
+
+def test_mean_code_tc_splits_a_passive_latents_dependence_from_the_active_ones():
+    module = _load("mean_code_tc")
+    rng = np.random.default_rng(0)
+    a, b, noise = rng.standard_normal((3, 200_000))
+    passive = 0.05 * (a + 0.3 * noise)  # a switched-off latent whose mean still follows a
+    codes = np.stack([a, b, passive], axis=1)
+    split = module.tc_split(codes, np.array([2.0, 1.5, 0.01]))
+    assert (split["active"], split["passive"]) == (2, 1)
+    assert abs(split["tc_active"]) < 1e-3 and split["tc_passive"] is None  # one column: no TC
+    by_hand = -0.5 * np.log(1 - 1 / 1.09)  # -0.5 log(1 - rho^2), rho^2 = 1 / (1 + 0.3^2)
+    assert split["tc_all"] == pytest.approx(by_hand, abs=0.01)
+    assert split["tc_between_groups"] == pytest.approx(by_hand, abs=0.01)
