@@ -12,6 +12,7 @@ from untwine.sweep import load_study
 from untwine.sweep.report import (
     Run,
     _write_charts,
+    best_runs,
     rank_correlations,
     study_runs,
     udr_choices,
@@ -39,7 +40,6 @@ def study(tmp_path_factory):
     (folder / "tiny.yaml").write_text(STUDY)
     out = folder / "out"
     run_cli("sweep", str(folder / "tiny.yaml"), "--out", str(out), check=False)
-    run_cli("report", str(out / "runs" / "vae-s0"))  # one run with its own report
     return out
 
 
@@ -72,6 +72,9 @@ def test_rank_correlations_and_udrs_choice_against_the_ranking_score():
 
 
 def test_the_study_report_holds_every_section(study):
+    best_betavae, best_vae = best_runs(study_runs(study), "mig")
+    assert (best_betavae.model, best_vae.model) == ("betavae", "vae")
+    run_cli("report", str(study / "runs" / best_vae.name))  # the best VAE has a report
     done = run_cli("report", str(study))
     assert done.stdout.strip() == str(study / "report.html")
     page = (study / "report.html").read_text()
@@ -86,7 +89,10 @@ def test_the_study_report_holds_every_section(study):
     ):
         assert f'id="{section}"' in page, section
     assert "8 runs of 2 models: 6 done, 2 failed" in page
-    assert 'href="runs/vae-s0/report.html"' in page or "untwine report" in page
+    assert f'href="runs/{best_vae.name}/report.html"' in page
+    assert f"untwine report {study / 'runs' / best_betavae.name}</code>" in page  # it has none
+    assert (study / "runs" / best_betavae.name / "figures" / "traversal.png").is_file()
+    assert page.count('class="thumb"') == 2  # each best run's traversal, drawn if need be
     assert "vae-lr1e+30-s0" in page and "TrainingDiverged" in page
     assert "betavae beta=4.0" in page and "vae train.lr=1e+30" in page  # what sets it apart
     assert "top quarter by mig" in page

@@ -194,6 +194,8 @@ def study_report(study_dir: str | Path) -> Path:
     done = [run for run in runs if run.status == "done"]
     ranking = ranking_key(keys)
     agreeing = rank_correlations(runs, keys)  # read by two sections
+    best = best_runs(runs, ranking) if ranking else []
+    traversals = best_traversals(study_dir, best)
     charts = _write_charts(
         study_dir / FIGURES,
         scores=scores_chart(runs, keys),
@@ -205,7 +207,7 @@ def study_report(study_dir: str | Path) -> Path:
         section("How the metrics agree", _correlation_html(keys, charts.get("agreement"))),
         section("What explains each score", _variance_html(runs, keys)),
         section("Reconstruction against disentanglement", _figure_html(charts.get("tradeoff"))),
-        section("The best run of each model", _best_html(study_dir, runs, ranking)),
+        section("The best run of each model", _best_html(study_dir, best, traversals, ranking)),
         section("Choosing without labels (UDR)", _udr_html(runs, keys, agreeing, ranking)),
         section("Failed runs", _failed_html(runs)),
     ]
@@ -388,31 +390,49 @@ def tradeoff_chart(runs: list[Run], key: str | None) -> Image.Image | None:
     return render(figure)
 
 
-def _best_html(study_dir: Path, runs: list[Run], key: str | None) -> str:
-    if key is None:
-        return ""
-    cards = []
+def best_runs(runs: list[Run], key: str | None) -> list[Run]:
+    """Each model's done run with the highest `key`, in the study's model order."""
+    found = []
     for model in dict.fromkeys(run.model for run in runs):
-        mine = [
-            run
-            for run in runs
-            if run.model == model and run.status == "done" and key in run.metrics
-        ]
-        if not mine:
+        mine = [r for r in runs if r.model == model and r.status == "done" and key in r.metrics]
+        if mine:
+            found.append(max(mine, key=lambda run: run.metrics[key]))
+    return found
+
+
+def best_traversals(study_dir: Path, best: list[Run]) -> dict[str, Path]:
+    """Each best run's RUN/figures/traversal.png, drawn (as `untwine traverse` does) where the
+    run has none yet; a run whose folder cannot be read (weights not here) goes without."""
+    from untwine.viz import traverse
+
+    found = {}
+    for run in best:
+        run_dir = study_dir / "runs" / run.name
+        path = run_dir / "figures" / "traversal.png"
+        try:
+            found[run.name] = path if path.is_file() else traverse(run_dir)
+        except UntwineError:
             continue
-        best = max(mine, key=lambda run: run.metrics[key])
-        run_dir = study_dir / "runs" / best.name
-        traversal = run_dir / "figures" / "traversal.png"
-        thumbnail = embed_file(traversal, "traversal", "thumb") if traversal.is_file() else ""
-        link = f"runs/{html.escape(best.name)}/report.html"
+    return found
+
+
+def _best_html(
+    study_dir: Path, best: list[Run], traversals: dict[str, Path], key: str | None
+) -> str:
+    cards = []
+    for run in best:
+        run_dir = study_dir / "runs" / run.name
+        traversal = traversals.get(run.name)
+        thumbnail = embed_file(traversal, "traversal", "thumb") if traversal else ""
+        link = f"runs/{html.escape(run.name)}/report.html"
         own = (
             f'<a href="{link}">its report</a>'
             if (run_dir / "report.html").is_file()
             else f"its report: <code>untwine report {html.escape(str(run_dir))}</code>"
         )
         cards.append(
-            f"<figure><figcaption><b>{html.escape(best.name)}</b>: {key} "
-            f"{best.metrics[key]:.3f}; {own}</figcaption>{thumbnail}</figure>"
+            f"<figure><figcaption><b>{html.escape(run.name)}</b>: {key} "
+            f"{run.metrics[key]:.3f}; {own}</figcaption>{thumbnail}</figure>"
         )
     return f"<p>By {html.escape(key)}, per model.</p>" + "".join(cards) if cards else ""
 
