@@ -275,3 +275,22 @@ def test_mean_code_tc_splits_a_passive_latents_dependence_from_the_active_ones()
     by_hand = -0.5 * np.log(1 - 1 / 1.09)  # -0.5 log(1 - rho^2), rho^2 = 1 / (1 + 0.3^2)
     assert split["tc_all"] == pytest.approx(by_hand, abs=0.01)
     assert split["tc_between_groups"] == pytest.approx(by_hand, abs=0.01)
+
+
+def test_gradient_balance_scales_with_the_penalty_weight_as_the_formula_says():
+    module = _load("gradient_balance")
+    options = {"observation_shape": (1, 64, 64), "latent_dim": 4, "hidden": [16]}
+    plain = untwine.models.create_model("betavae", beta=1.0, **options)
+    heavy = untwine.models.create_model("betavae", beta=4.0, **options)
+    annealed = untwine.models.create_model(
+        "annealedvae", gamma=1000.0, capacity_max=1e6, capacity_steps=1, **options
+    )
+    heavy.load_state_dict(plain.state_dict())
+    annealed.load_state_dict(plain.state_dict())
+    x = torch.rand(8, 1, 64, 64).round()
+    base = module.encoder_gradient_ratio(plain, x, seed=3)
+    assert base > 0
+    # β·KL sends β times the KL's gradient; γ·|KL - C| with C far above the KL sends γ times it
+    assert module.encoder_gradient_ratio(heavy, x, seed=3) == pytest.approx(4 * base, rel=1e-4)
+    ratio = module.encoder_gradient_ratio(annealed, x, seed=3)
+    assert ratio == pytest.approx(1000 * base, rel=1e-4)
