@@ -186,8 +186,8 @@ def udr_choices(runs: list[Run], key: str) -> list[dict[str, Any]]:
 
 
 def study_report(study_dir: str | Path) -> Path:
-    """Write the charts into STUDY/figures and STUDY/report.html that shows them, from study.db;
-    returns the page's path."""
+    """Write the charts into STUDY/figures and STUDY/report.html that shows them, from study.db
+    (drawing a best run's traversal where it has none); returns the page's path."""
     study_dir = Path(study_dir)
     runs = study_runs(study_dir)
     keys = score_keys(runs)
