@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from untwine.sweep.report import (
+from untwine.sweep.analysis import (
     Run,
     rank_correlations,
     score_keys,

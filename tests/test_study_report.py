@@ -9,15 +9,15 @@ from PIL import Image
 from tests.conftest import run_cli
 from tests.test_report import CHROMIUM, _open_in_chromium
 from untwine.sweep import load_study
-from untwine.sweep.report import (
+from untwine.sweep.analysis import (
     Run,
-    _write_charts,
     best_runs,
     rank_correlations,
     study_runs,
     udr_choices,
     variance_explained,
 )
+from untwine.sweep.report import _write_charts
 from untwine.sweep.store import ResultStore
 
 STUDY = """
