@@ -13,6 +13,7 @@ import sys
 import time
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from tests.conftest import run_cli
@@ -22,6 +23,7 @@ from untwine.errors import UntwineError
 from untwine.evaluate import agreement
 from untwine.sweep import load_study, run_study
 from untwine.sweep.cluster import gpu_requests
+from untwine.sweep.plan import plan_study
 from untwine.sweep.pool import busy_cores
 from untwine.sweep.runner import study_lock
 from untwine.sweep.store import ResultStore
@@ -492,6 +494,25 @@ def test_a_plan_times_each_setting_left_and_trains_nothing(tmp_path):
     path.write_text(path.read_text().replace("seeds: [0, 1]", "seeds: [0]"))
     done = run_cli("sweep", str(path), "--plan", "--out", str(out)).stdout
     assert done.strip() == f"study: every run is done in {out}"
+
+
+def test_a_plan_times_the_scoring_on_a_workers_share_of_the_cores(tmp_path, monkeypatch):
+    seen = []
+
+    def timed_evaluate(run_dir, **options):
+        seen.append(torch.get_num_threads())
+
+    monkeypatch.setattr("untwine.sweep.plan.evaluate", timed_evaluate)
+    monkeypatch.setattr("untwine.sweep.plan.worker_threads", lambda workers: 1)
+    monkeypatch.setattr("untwine.sweep.pool.busy_cores", lambda: 0)  # whatever else runs here
+    path = _study(tmp_path, "")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        plan_study(load_study(path), tmp_path / "out", workers=2)
+        assert seen == [1] and torch.get_num_threads() == 2  # the worker's count, then back
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_only_trains_the_runs_it_names_and_the_rest_wait_for_a_later_sweep(tmp_path):

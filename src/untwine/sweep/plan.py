@@ -20,6 +20,7 @@ from untwine.sweep.runner import STORE, runs_to_do
 from untwine.sweep.store import ResultStore
 from untwine.sweep.study import Study, StudyRun
 from untwine.train import train
+from untwine.train.trainer import cpu_threads
 
 PROBE_STEPS = 20  # steps timed per setting; the first log window (warm-up) is left out
 
@@ -65,7 +66,8 @@ def plan_study(
             score_key = json.dumps([run.config.data.to_dict(), run.metrics], sort_keys=True)
             if run.metrics and score_key not in scoring:
                 started = time.perf_counter()
-                evaluate(probe, metrics=run.metrics, samples=study.samples)
+                with cpu_threads(threads):  # a worker scores on its share, as it trains
+                    evaluate(probe, metrics=run.metrics, samples=study.samples)
                 scoring[score_key] = time.perf_counter() - started
             images = run.config.train.steps * run.config.train.batch_size
             costs.append(

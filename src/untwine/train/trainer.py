@@ -177,7 +177,7 @@ def train(
     model.train()
     log = _LogAccumulator(cfg.batch_size)
     postfix: dict[str, str] = {}
-    with _deferred_interrupt() as interrupted, bar, _flush_denormals(), _cpu_threads(cfg.threads):
+    with _deferred_interrupt() as interrupted, bar, _flush_denormals(), cpu_threads(cfg.threads):
         for step in range(start, cfg.steps):
             x = sample_batch(dataset, cfg.batch_size, sampler, device, model.pair_k)
             if step == start:
@@ -309,8 +309,8 @@ def _with_threads(config: RunConfig, previous: RunConfig | None, run_dir: Path) 
 
 
 @contextlib.contextmanager
-def _cpu_threads(count: int) -> Iterator[None]:
-    """Train on `count` CPU threads, and give the process its own count back after."""
+def cpu_threads(count: int) -> Iterator[None]:
+    """Run torch on `count` CPU threads, and give the process its own count back after."""
     before = torch.get_num_threads()
     torch.set_num_threads(count)
     try:
