@@ -20,6 +20,7 @@ from untwine.errors import UntwineError
 from untwine.files import atomic_write
 from untwine.metrics import METRICS
 from untwine.report import PAGE, embed_file, section
+from untwine.runs import FIGURES
 from untwine.sweep.analysis import (
     RECONSTRUCTION,
     Run,
@@ -31,11 +32,11 @@ from untwine.sweep.analysis import (
     udr_choices,
     variance_explained,
 )
+from untwine.sweep.runner import RUNS
 from untwine.sweep.tables import mean_std
 from untwine.viz.grid import save_png
 
 REPORT = "report.html"
-FIGURES = "figures"  # STUDY/figures: the charts as PNG, as a run report writes RUN/figures
 STRIP_COLUMNS = 3  # score panels side by side in the scores-over-seeds chart
 
 
@@ -48,10 +49,10 @@ def study_report(study_dir: str | Path) -> Path:
     done = [run for run in runs if run.status == "done"]
     ranking = ranking_key(keys)
     agreeing = rank_correlations(runs, keys)  # read by two sections
-    best = best_runs(runs, ranking) if ranking else []
+    best = best_runs(runs, ranking)
     traversals = best_traversals(study_dir, best)
     charts = _write_charts(
-        study_dir / FIGURES,
+        study_dir / FIGURES,  # named as a run's figures folder is
         scores=scores_chart(runs, keys),
         agreement=agreement_chart(keys, agreeing),
         tradeoff=tradeoff_chart(runs, ranking),
@@ -251,8 +252,8 @@ def best_traversals(study_dir: Path, best: list[Run]) -> dict[str, Path]:
 
     found = {}
     for run in best:
-        run_dir = study_dir / "runs" / run.name
-        path = run_dir / "figures" / "traversal.png"
+        run_dir = study_dir / RUNS / run.name
+        path = run_dir / FIGURES / "traversal.png"
         try:
             found[run.name] = path if path.is_file() else traverse(run_dir)
         except UntwineError:
@@ -265,7 +266,7 @@ def _best_html(
 ) -> str:
     cards = []
     for run in best:
-        run_dir = study_dir / "runs" / run.name
+        run_dir = study_dir / RUNS / run.name
         traversal = traversals.get(run.name)
         thumbnail = embed_file(traversal, "traversal", "thumb") if traversal else ""
         link = f"runs/{html.escape(run.name)}/report.html"
