@@ -2,7 +2,8 @@
 
 Prints one JSON object: per setting, each score's mean, std, min and max over seeds (the bands
 a user should expect); per objective, each score's range over all its runs; the share of each
-score's variance the objective, its setting and the seed explain; the rank correlation of each
+score's variance the objective, its setting and the seed explain (over every run, and over the
+unsupervised objectives alone, the reference study's question); the rank correlation of each
 pair of scores; within each objective, the rank correlation of its regularisation strength with
 the total correlation of the mean code (`unsupervised.gaussian_total_correlation`) and of the
 sampled code (`tc_critic`), with MIG, reconstruction and unfairness; UDR's pick per objective;
@@ -20,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
+from untwine.models import MODELS
+from untwine.models.pairs import PairVAE
 from untwine.sweep.analysis import (
     Run,
     rank_correlations,
@@ -121,11 +124,10 @@ def findings(study_dir: Path) -> dict:
         "train_hours": round(sum(run.train_s or 0 for run in runs) / 3600, 2),
         "settings": _by(runs, lambda run: run.setting, keys),
         "objectives": _by(runs, lambda run: run.model, keys),
-        "variance_explained": {
-            k: {part: round(share, 3) for part, share in shares.items()}
-            for k in keys
-            if (shares := variance_explained(runs, k))
-        },
+        "variance_explained": _shares(runs, keys),
+        "variance_explained_unsupervised": _shares(
+            [run for run in runs if not _weakly_supervised(run)], keys
+        ),
         "rank_correlations": {
             a: {b: round(float(v), 3) for b, v in zip(keys, row, strict=True)}
             for a, row in zip(keys, matrix, strict=True)
@@ -134,6 +136,20 @@ def findings(study_dir: Path) -> dict:
         "udr_choices_by_mig": udr_choices(runs, "mig") if "udr" in keys else [],
         "mig_leaders_per_seed": leaders,
     }
+
+
+def _shares(runs: list[Run], keys: list[str]) -> dict[str, dict[str, float]]:
+    return {
+        k: {part: round(share, 3) for part, share in shares.items()}
+        for k in keys
+        if (shares := variance_explained(runs, k))
+    }
+
+
+def _weakly_supervised(run: Run) -> bool:
+    """Whether the run's model learns from pairs (Ada-GVAE, Ada-ML-VAE)."""
+    constructor = MODELS.get(run.config["model"]["name"])
+    return isinstance(constructor, type) and issubclass(constructor, PairVAE)
 
 
 def main() -> None:
