@@ -3,9 +3,10 @@
 For each run, on a few batches of its own data at the end of its schedule: the norm of the
 gradient the penalty (loss - recon) sends into the encoder's weights, divided by the
 reconstruction's. Above 1 the penalty steers the encoder more than the data does. The annealed
-VAE's γ·|KL - C| at γ = 1,000 is the case in point (docs/study.md): once the KL sits at C its
-sign flips from batch to batch, and Adam's per-weight scaling turns that into steps the
-reconstruction's gradient barely moves. Prints one JSON object per run.
+VAE's γ·|KL - C| is the case in point (docs/study.md): at C = 25 the ratio reads 19 at
+γ = 1,000, 8.8 at γ = 100 and 0.75 at γ = 10, and reconstruction after 1,171 steps improves
+in step (199, 156, 113 nats) while the KL holds at C in all three. Prints one JSON object per
+run.
 
     python benchmarks/gradient_balance.py studies/reference/runs/annealedvae-*-s0
 """
