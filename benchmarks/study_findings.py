@@ -2,12 +2,12 @@
 
 Prints one JSON object: per setting, each score's mean, std, min and max over seeds (the bands
 a user should expect); per objective, each score's range over all its runs; the share of each
-score's variance the objective, its setting and the seed explain (over every run, and over the
-unsupervised objectives alone, the reference study's question); the rank correlation of each
-pair of scores; within each objective, the rank correlation of its regularisation strength with
-the total correlation of the mean code (`unsupervised.gaussian_total_correlation`) and of the
-sampled code (`tc_critic`), with MIG, reconstruction and unfairness; UDR's pick per objective;
-and which objective's best setting leads by MIG in each seed. docs/study.md reads it.
+score's variance the objective, its setting and the seed explain, and the rank correlation of
+each pair of scores, over every run and over the unsupervised objectives alone (the reference
+study's question); within each objective, the rank correlation of its regularisation strength
+with the total correlation of the mean code (`unsupervised.gaussian_total_correlation`) and of
+the sampled code (`tc_critic`), with MIG, reconstruction and unfairness; UDR's pick per
+objective; and which objective's best setting leads by MIG in each seed. docs/study.md reads it.
 
     python benchmarks/study_findings.py studies/reference
 """
@@ -100,7 +100,7 @@ def findings(study_dir: Path) -> dict:
     runs = [run for run in study_runs(study_dir) if run.status == "done"]
     keys = list(dict.fromkeys([*score_keys(runs), *EXTRA]))
     keys = [k for k in keys if any(k in run.metrics for run in runs)]
-    matrix = rank_correlations(runs, keys)
+    unsupervised = [run for run in runs if not _weakly_supervised(run)]
     tracking = {}
     for model in dict.fromkeys(run.model for run in runs):
         mine = [run for run in runs if run.model == model]
@@ -125,13 +125,9 @@ def findings(study_dir: Path) -> dict:
         "settings": _by(runs, lambda run: run.setting, keys),
         "objectives": _by(runs, lambda run: run.model, keys),
         "variance_explained": _shares(runs, keys),
-        "variance_explained_unsupervised": _shares(
-            [run for run in runs if not _weakly_supervised(run)], keys
-        ),
-        "rank_correlations": {
-            a: {b: round(float(v), 3) for b, v in zip(keys, row, strict=True)}
-            for a, row in zip(keys, matrix, strict=True)
-        },
+        "variance_explained_unsupervised": _shares(unsupervised, keys),
+        "rank_correlations": _correlations(runs, keys),
+        "rank_correlations_unsupervised": _correlations(unsupervised, keys),
         "strength_rank_correlation": tracking,
         "udr_choices_by_mig": udr_choices(runs, "mig") if "udr" in keys else [],
         "mig_leaders_per_seed": leaders,
@@ -143,6 +139,14 @@ def _shares(runs: list[Run], keys: list[str]) -> dict[str, dict[str, float]]:
         k: {part: round(share, 3) for part, share in shares.items()}
         for k in keys
         if (shares := variance_explained(runs, k))
+    }
+
+
+def _correlations(runs: list[Run], keys: list[str]) -> dict[str, dict[str, float]]:
+    matrix = rank_correlations(runs, keys)
+    return {
+        a: {b: round(float(v), 3) for b, v in zip(keys, row, strict=True)}
+        for a, row in zip(keys, matrix, strict=True)
     }
 
 

@@ -263,6 +263,8 @@ def test_study_findings_read_bands_and_how_scores_follow_the_strength(tmp_path):
         )
     assert found["variance_explained"]["mig"]["model"] > 0.99
     assert found["variance_explained_unsupervised"]["mig"]["seed"] == pytest.approx(1.0)
+    crossed = found["rank_correlations_unsupervised"]["mig"]["tc_critic"]  # seed x strength
+    assert abs(crossed) < 1e-9 < found["rank_correlations"]["mig"]["tc_critic"]
     assert found["mig_leaders_per_seed"].keys() == {"0", "1"}
 
 
