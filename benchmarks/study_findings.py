@@ -135,6 +135,7 @@ def findings(study_dir: Path) -> dict:
 
 
 def _shares(runs: list[Run], keys: list[str]) -> dict[str, dict[str, float]]:
+    """Each score's variance split (objective, setting, seed) over `runs`, rounded."""
     return {
         k: {part: round(share, 3) for part, share in shares.items()}
         for k in keys
@@ -143,6 +144,7 @@ def _shares(runs: list[Run], keys: list[str]) -> dict[str, dict[str, float]]:
 
 
 def _correlations(runs: list[Run], keys: list[str]) -> dict[str, dict[str, float]]:
+    """Spearman correlation of each pair of scores over `runs`, as nested dicts, rounded."""
     matrix = rank_correlations(runs, keys)
     return {
         a: {b: round(float(v), 3) for b, v in zip(keys, row, strict=True)}
