@@ -19,7 +19,7 @@ from PIL import Image
 from untwine.errors import UntwineError
 from untwine.files import atomic_write
 from untwine.metrics import METRICS
-from untwine.report import PAGE, embed_file, section
+from untwine.report import PAGE, REPORT, embed_file, section
 from untwine.runs import FIGURES
 from untwine.sweep.analysis import (
     RECONSTRUCTION,
@@ -36,7 +36,6 @@ from untwine.sweep.runner import RUNS
 from untwine.sweep.tables import mean_std
 from untwine.viz.grid import save_png
 
-REPORT = "report.html"
 STRIP_COLUMNS = 3  # score panels side by side in the scores-over-seeds chart
 
 
@@ -249,11 +248,12 @@ def best_traversals(study_dir: Path, best: list[Run]) -> dict[str, Path]:
     """Each best run's RUN/figures/traversal.png, drawn (as `untwine traverse` does) where the
     run has none yet; a run whose folder cannot be read (weights not here) goes without."""
     from untwine.viz import traverse
+    from untwine.viz.traversal import TRAVERSAL
 
     found = {}
     for run in best:
         run_dir = study_dir / RUNS / run.name
-        path = run_dir / FIGURES / "traversal.png"
+        path = run_dir / FIGURES / TRAVERSAL
         try:
             found[run.name] = path if path.is_file() else traverse(run_dir)
         except UntwineError:
@@ -269,10 +269,10 @@ def _best_html(
         run_dir = study_dir / RUNS / run.name
         traversal = traversals.get(run.name)
         thumbnail = embed_file(traversal, "traversal", "thumb") if traversal else ""
-        link = f"runs/{html.escape(run.name)}/report.html"
+        link = f"{RUNS}/{html.escape(run.name)}/{REPORT}"
         own = (
             f'<a href="{link}">its report</a>'
-            if (run_dir / "report.html").is_file()
+            if (run_dir / REPORT).is_file()
             else f"its report: <code>untwine report {html.escape(str(run_dir))}</code>"
         )
         cards.append(

@@ -20,6 +20,8 @@ from untwine.viz.charts import COLLAPSED_KL, new_figure, render
 from untwine.viz.grid import compose, save_png
 from untwine.viz.knobs import Knob, factor_latent_matrix, knob_names
 
+TRAVERSAL = "traversal.png"  # RUN/figures/TRAVERSAL: the grid every traversal writes
+
 
 def _random_batches(
     model: Model, dataset: Dataset, n: int, seed: int, batch_size: int
@@ -328,4 +330,4 @@ def write_traversals(
         image = traversal_grid(model, dataset, seed=seed, knobs=knobs)
         for name, data in traversal_gifs(model, dataset, seed=seed).items():
             atomic_write(figures / name, data)
-    return save_png(image, figures / "traversal.png")
+    return save_png(image, figures / TRAVERSAL)
