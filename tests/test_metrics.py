@@ -262,6 +262,35 @@ def test_fast_dci_gives_the_same_scores_on_any_thread_count_and_restores_it():
     assert numba.get_num_threads() == before
 
 
+def test_dci_and_sap_use_torchs_thread_count_by_default(monkeypatch):
+    # a one-thread sweep worker must not score on every core beside the run still training
+    import importlib
+
+    import joblib
+    import numba
+    import torch
+
+    sap_module = importlib.import_module("untwine.metrics.sap")
+    asked = []
+    monkeypatch.setattr(numba, "set_num_threads", lambda n: asked.append(n))
+    real_parallel = joblib.Parallel
+    monkeypatch.setattr(
+        sap_module,
+        "Parallel",
+        lambda n_jobs, **kw: asked.append(n_jobs) or real_parallel(n_jobs=n_jobs, **kw),
+    )
+    factors = _factors()
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        metrics.dci(_identity(factors), factors)
+        metrics.sap(_identity(factors), factors)
+    finally:
+        torch.set_num_threads(before)
+    assert asked[0] == 1  # numba's threads for the fit (the second call restores them)
+    assert asked[-1] == 1  # SAP's threads
+
+
 def test_fast_dci_leaves_torchs_thread_count_as_it_found_it():
     # numba's OpenMP layer resets the process's thread count when it first starts, so a fresh
     # process: a one-thread benchmark worker that scores DCI must go on training on one thread.

@@ -25,7 +25,7 @@ def dci(
     *,
     estimator: Literal["fast", "reference"] = "fast",
     seed: int = 0,
-    n_jobs: int = -1,
+    n_jobs: int | None = None,
 ) -> dict[str, float]:
     """Importance matrix R (d x k) from one gradient-boosted classifier per factor.
 
@@ -34,11 +34,13 @@ def dci(
     (seeded with `seed`; factors in parallel over `n_jobs` processes): minutes on 10,000
     points of dSprites. `estimator="fast"` (the default) runs the same algorithm compiled
     (`untwine.metrics._boosting`; a stage's trees in parallel over `n_jobs` threads; `seed`
-    orders features when splits tie), about 30x faster. The two grow the same trees except
-    where two splits are exactly as good, which sklearn settles by a random feature order
-    and by rounding, as it does differently with another seed. Stated tolerance: D, C and I
-    within 0.01 of the reference; measured differences are ~0.001, as large as sklearn's own
-    across seeds (benchmarks/metrics.py --reference prints them).
+    orders features when splits tie), about 30x faster. `n_jobs=None` takes torch's thread
+    count, the process's share of the cores (one in a two-worker sweep); -1 takes every core.
+    The two grow the same trees except where two splits are exactly as good, which sklearn
+    settles by a random feature order and by rounding, as it does differently with another
+    seed. Stated tolerance: D, C and I within 0.01 of the reference; measured differences are
+    ~0.001, as large as sklearn's own across seeds (benchmarks/metrics.py --reference prints
+    them).
 
     Disentanglement: per code, 1 - entropy of its row of R (base k), weighted by the code's
     share of R. Completeness: per factor, 1 - entropy of its column (base d), weighted
@@ -47,8 +49,9 @@ def dci(
     """
     x_train, y_train, x_test, y_test = train_test(codes, factors, codes_test, factors_test)
     columns = range(y_train.shape[1])
+    torch_before = torch.get_num_threads()  # read first: numba's first call may change it
+    n_jobs = torch_before if n_jobs is None else n_jobs
     if estimator == "fast":
-        torch_before = torch.get_num_threads()  # read first: numba's first call may change it
         most = numba.config.NUMBA_NUM_THREADS
         before = numba.get_num_threads()
         numba.set_num_threads(min(n_jobs, most) if n_jobs > 0 else most)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import torch
 from joblib import Parallel, delayed
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
@@ -20,13 +21,14 @@ def sap(
     factors_test: np.ndarray | None = None,
     *,
     continuous: bool = False,
-    n_jobs: int = -1,
+    n_jobs: int | None = None,
 ) -> float:
     """Mean over factors of the gap between the two codes that predict it best, alone.
 
     Discrete factors (the default): the score of (code i, factor j) is the test accuracy of
     `LinearSVC(C=0.01, class_weight="balanced")` fitted on code i alone. `continuous=True` uses
-    the squared correlation on the train split instead; the d x k fits run in `n_jobs` threads.
+    the squared correlation on the train split instead; the d x k fits run in `n_jobs` threads
+    (by default torch's thread count, the process's share of the cores).
     Deterministic given the inputs. A perfect code scores low on factors with many values
     (~0.24 on dSprites): a one-dimensional linear classifier cannot separate many classes.
     """
@@ -37,7 +39,8 @@ def sap(
         pairs = [(i, j) for i in range(x_train.shape[1]) for j in range(y_train.shape[1])]
         with warnings.catch_warnings():  # set here: the filter is process-wide, threads share it
             warnings.simplefilter("ignore", ConvergenceWarning)
-            accuracies = Parallel(n_jobs=n_jobs, prefer="threads")(
+            threads = torch.get_num_threads() if n_jobs is None else n_jobs
+            accuracies = Parallel(n_jobs=threads, prefer="threads")(
                 delayed(_accuracy)(x_train[:, i], y_train[:, j], x_test[:, i], y_test[:, j])
                 for i, j in pairs
             )  # liblinear releases the GIL
