@@ -246,9 +246,9 @@ def test_a_resume_trains_on_the_thread_count_the_run_started_with(tmp_path, proc
     assert runs.read_config(tmp_path / "cut").train.threads == 1
     assert torch.get_num_threads() == 2  # the process's own count, given back
     _assert_same_weights(tmp_path / "cut", tmp_path / "whole")
-    two = load_file(tmp_path / "two" / "model.safetensors")  # the count matters here
+    two = load_file(tmp_path / "two" / "model.safetensors")
     whole = load_file(tmp_path / "whole" / "model.safetensors")
-    assert any(not torch.equal(two[key], whole[key]) for key in whole)
+    count_matters = any(not torch.equal(two[key], whole[key]) for key in whole)
 
     with pytest.warns(UserWarning, match=r"trained with train.threads=1; resuming with 2, its"):
         untwine.train(
@@ -257,6 +257,11 @@ def test_a_resume_trains_on_the_thread_count_the_run_started_with(tmp_path, proc
             progress=False,
         )
     assert runs.read_config(tmp_path / "cut").train.threads == 2
+    if not count_matters:  # as on an AMD EPYC with torch 2.13, measured 2026-12-03
+        pytest.skip(
+            "on this CPU a tiny run's weights do not depend on the thread count, so the "
+            "exact resume above could not tell the counts apart"
+        )
 
 
 class _Killed(BaseException):
