@@ -32,15 +32,13 @@ def even_spread_sq_distance(values: np.ndarray, index: np.ndarray) -> np.ndarray
     return ((upper - v) ** 3 + (v - lower) ** 3) / (3 * (upper - lower))
 
 
-def snap_ratios(codes: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Per latent: mean squared distance of `codes` (n, D) to the nearest of `values` (D, V),
-    over the same for codes spread evenly within each value's cell."""
-    ratios = []
-    for d in range(codes.shape[1]):
-        index = np.abs(codes[:, d, None] - values[d][None]).argmin(1)
-        actual = np.mean((codes[:, d] - values[d][index]) ** 2)
-        ratios.append(actual / np.mean(even_spread_sq_distance(values[d], index)))
-    return np.array(ratios)
+def snap_ratios(codes: np.ndarray, values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Per latent: mean squared distance of `codes` (n, D) to their nearest of `values` (D, V),
+    at `index` (n, D), over the same for codes spread evenly within each value's cell."""
+    nearest = np.take_along_axis(values.T, index, axis=0)  # (n, D)
+    actual = np.mean((codes - nearest) ** 2, axis=0)
+    even = [even_spread_sq_distance(values[d], index[:, d]).mean() for d in range(len(values))]
+    return actual / np.array(even)
 
 
 @torch.no_grad()
@@ -49,10 +47,10 @@ def describe(run: str, samples: int, seed: int) -> dict:
     _, model, dataset = runs.open_run(run)
     indices = np.random.default_rng(seed).choice(len(dataset), samples, replace=False)
     parts = np.array_split(indices, 20)
-    codes = torch.cat([model.encode(to_tensor(dataset.observations(p))) for p in parts]).numpy()
-    values = model.latent_values().numpy()
-    index = np.abs(codes[:, :, None] - values[None]).argmin(2)
-    ratios = snap_ratios(codes, values)
+    codes = torch.cat([model.encode(to_tensor(dataset.observations(p))) for p in parts])
+    _, index = model.quantize(codes)  # the model's own nearest value, as it trains with
+    codes, index, values = codes.numpy(), index.numpy(), model.latent_values().numpy()
+    ratios = snap_ratios(codes, values, index)
     return {
         "run": run,
         "snap_ratio": [round(float(r), 3) for r in ratios],
